@@ -1,0 +1,237 @@
+"""One architecture description, two views: a finite flax network and its infinite-width kernel.
+
+An :class:`Arch` is a tuple of layer specs plus a parameterization. ``flax_model(arch)``
+builds the finite network and ``stax_kernel_fn(arch)`` the neural-tangents kernel of the
+*same* network, so the finite and infinite objects cannot drift apart.
+
+Parameterization (``arch.parameterization``)
+--------------------------------------------
+``"ntk"`` (default, as in neural-tangents): every weight is drawn N(0, 1) and a layer with
+fan-in ``f`` computes ``z = (W_std / sqrt(f)) * (W x) + b_std * b``. Its empirical NTK
+converges to the infinite NTK as width -> inf. ``"standard"``: weights drawn N(0, W_std^2 / f)
+and ``z = W x + b_std * b`` (the same function at init, a different NTK and training
+dynamics). Biases are used only when ``b_std`` is not None.
+
+Layers: ``Conv(width, size=3)`` (stride 1, SAME padding), ``Relu()``, ``AvgPool(window=2)``
+(stride = window, VALID), ``GlobalAvgPool()``, ``Flatten()``, ``Dense(width)``.
+Networks end in ``Dense(1)``: a scalar output f(x) for the ±1 binary tasks.
+"""
+import dataclasses
+import math
+from typing import Optional
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv:
+    width: int
+    size: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Relu:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class AvgPool:
+    window: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class GlobalAvgPool:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Flatten:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Dense:
+    width: int
+
+
+LAYER_TYPES = (Conv, Relu, AvgPool, GlobalAvgPool, Flatten, Dense)
+
+
+@dataclasses.dataclass(frozen=True)
+class Arch:
+    """A network: ``layers`` in order, and how its weights are scaled.
+
+    Attributes:
+      layers: tuple of layer specs (see module docstring).
+      parameterization: ``"ntk"`` or ``"standard"``.
+      W_std: weight standard deviation factor (sqrt(2) keeps ReLU activations O(1)).
+      b_std: bias standard deviation factor, or None for no biases.
+      name: a label for plots and cache keys.
+    """
+    layers: tuple
+    parameterization: str = "ntk"
+    W_std: float = math.sqrt(2.0)
+    b_std: Optional[float] = None
+    name: str = "custom"
+
+    def __post_init__(self):
+        if self.parameterization not in ("ntk", "standard"):
+            raise ValueError(f"parameterization must be 'ntk' or 'standard', got {self.parameterization!r}")
+        bad = [layer for layer in self.layers if not isinstance(layer, LAYER_TYPES)]
+        if bad:
+            raise ValueError(f"unknown layer specs {bad}; use {[t.__name__ for t in LAYER_TYPES]}")
+        if not self.layers or not isinstance(self.layers[-1], Dense):
+            raise ValueError("an Arch must end with a Dense readout layer")
+
+    def describe(self):
+        """A short stable string, e.g. for cache keys: 'myrtle5[ntk,W=1.414,b=None]:Conv(64,3)...'."""
+        return (f"{self.name}[{self.parameterization},W={self.W_std:.6g},b={self.b_std}]:"
+                + "-".join(repr(layer) for layer in self.layers))
+
+
+def myrtle(depth=5, width=64, *, parameterization="ntk", W_std=math.sqrt(2.0), b_std=None):
+    """Myrtle-CNN (Shankar et al. 2020; the neural-tangents example), with a scalar readout.
+
+    depth 5 / 7 / 10 = conv blocks (2,1,1) / (2,2,2) / (3,3,3) separated by 2x2 average
+    pools, then global average pooling and a dense readout. The original ends with three
+    more 2x2 pools down to 1x1 at 32x32 px; global average pooling is the same map there and
+    also works at the 8x8 / 16x16 px of CPU runs.
+    """
+    blocks = {5: (2, 1, 1), 7: (2, 2, 2), 10: (3, 3, 3)}
+    if depth not in blocks:
+        raise ValueError(f"Myrtle depth must be one of {sorted(blocks)}, got {depth}")
+    layers = []
+    for i, repeats in enumerate(blocks[depth]):
+        if i:
+            layers.append(AvgPool(2))
+        layers += [Conv(width), Relu()] * repeats
+    layers += [GlobalAvgPool(), Dense(1)]
+    return Arch(tuple(layers), parameterization, W_std, b_std, name=f"myrtle{depth}")
+
+
+def cnn5(width=64, *, parameterization="ntk", W_std=math.sqrt(2.0), b_std=None):
+    """The 5-layer CNN used for SVHN-parity: four 3x3 conv+ReLU layers, width doubling
+    (w, 2w, 4w, 8w) with 2x2 average pools between them, global pooling, dense readout.
+
+    The paper's exact 5-layer CNN is not available to us; this follows the common
+    "5-layer CNN" of Nakkiran et al. (Deep Double Descent) with average instead of max
+    pooling and no batch norm, so that its infinite-width NTK exists in closed form.
+    """
+    layers = []
+    for i in range(4):
+        if i:
+            layers.append(AvgPool(2))
+        layers += [Conv(width * 2 ** i), Relu()]
+    layers += [GlobalAvgPool(), Dense(1)]
+    return Arch(tuple(layers), parameterization, W_std, b_std, name="cnn5")
+
+
+def mlp(depth=2, width=512, *, parameterization="ntk", W_std=math.sqrt(2.0), b_std=None):
+    """A fully connected ReLU network with ``depth`` hidden layers (for the primer)."""
+    layers = [Flatten()] + [Dense(width), Relu()] * depth + [Dense(1)]
+    return Arch(tuple(layers), parameterization, W_std, b_std, name=f"mlp{depth}")
+
+
+def arch_from_config(name, width, depth=None, parameterization="ntk"):
+    """Build an Arch from plain parameters, as they appear in notebook parameter cells."""
+    builders = {"myrtle": lambda: myrtle(depth or 5, width, parameterization=parameterization),
+                "cnn5": lambda: cnn5(width, parameterization=parameterization),
+                "mlp": lambda: mlp(depth or 2, width, parameterization=parameterization)}
+    if name not in builders:
+        raise ValueError(f"unknown architecture {name!r}; choose one of {sorted(builders)}")
+    return builders[name]()
+
+
+# --------------------------------------------------------------------------- flax
+
+class _ScaledDense(nn.Module):
+    """Dense (or conv, via ``kernel_size``) layer in NTK or standard parameterization."""
+    features: int
+    kernel_size: Optional[tuple]
+    parameterization: str
+    W_std: float
+    b_std: Optional[float]
+
+    @nn.compact
+    def __call__(self, x):
+        fan_in = x.shape[-1] * (math.prod(self.kernel_size) if self.kernel_size else 1)
+        w_scale = self.W_std / math.sqrt(fan_in)
+        ntk = self.parameterization == "ntk"
+        init = nn.initializers.normal(1.0 if ntk else w_scale)
+        shape = (*self.kernel_size, x.shape[-1], self.features) if self.kernel_size else (x.shape[-1], self.features)
+        w = self.param("kernel", init, shape)
+        if self.kernel_size:
+            y = jax_conv(x, w)
+        else:
+            y = x @ w
+        if ntk:
+            y = y * w_scale
+        if self.b_std is not None:
+            b = self.param("bias", nn.initializers.normal(1.0 if ntk else self.b_std), (self.features,))
+            y = y + (self.b_std * b if ntk else b)
+        return y
+
+
+def jax_conv(x, w):
+    """SAME-padded, stride-1 convolution of NHWC ``x`` with HWIO ``w``."""
+    from jax import lax
+    return lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+class FlaxNet(nn.Module):
+    """The finite network of an :class:`Arch`: NHWC images (n, H, W, C) -> outputs (n, 1)."""
+    arch: Arch
+
+    @nn.compact
+    def __call__(self, x):
+        a = self.arch
+        for layer in a.layers:
+            if isinstance(layer, Conv):
+                x = _ScaledDense(layer.width, (layer.size, layer.size), a.parameterization, a.W_std, a.b_std)(x)
+            elif isinstance(layer, Dense):
+                x = _ScaledDense(layer.width, None, a.parameterization, a.W_std, a.b_std)(x)
+            elif isinstance(layer, Relu):
+                x = nn.relu(x)
+            elif isinstance(layer, AvgPool):
+                x = nn.avg_pool(x, (layer.window, layer.window), strides=(layer.window, layer.window), padding="VALID")
+            elif isinstance(layer, GlobalAvgPool):
+                x = jnp.mean(x, axis=(1, 2))
+            elif isinstance(layer, Flatten):
+                x = x.reshape((x.shape[0], -1))
+        return x
+
+
+def flax_model(arch):
+    """The flax.linen module of ``arch``; ``model.init(key, x)`` / ``model.apply(params, x)``."""
+    return FlaxNet(arch)
+
+
+# ---------------------------------------------------------------- neural-tangents
+
+def stax_layers(arch):
+    """The neural-tangents ``stax.serial`` triple ``(init_fn, apply_fn, kernel_fn)`` of ``arch``."""
+    from ntk_utils._compat import neural_tangents
+    stax = neural_tangents().stax
+    common = dict(W_std=arch.W_std, b_std=arch.b_std, parameterization=arch.parameterization)
+    layers = []
+    for layer in arch.layers:
+        if isinstance(layer, Conv):
+            layers.append(stax.Conv(layer.width, (layer.size, layer.size), padding="SAME", **common))
+        elif isinstance(layer, Dense):
+            layers.append(stax.Dense(layer.width, **common))
+        elif isinstance(layer, Relu):
+            layers.append(stax.Relu())
+        elif isinstance(layer, AvgPool):
+            layers.append(stax.AvgPool((layer.window, layer.window), strides=(layer.window, layer.window),
+                                       padding="VALID"))
+        elif isinstance(layer, GlobalAvgPool):
+            layers.append(stax.GlobalAvgPool())
+        elif isinstance(layer, Flatten):
+            layers.append(stax.Flatten())
+    return stax.serial(*layers)
+
+
+def stax_kernel_fn(arch):
+    """The infinite-width kernel function ``kernel_fn(x1, x2, 'ntk' | 'nngp')`` of ``arch``."""
+    return stax_layers(arch)[2]
