@@ -84,6 +84,12 @@ class Arch:
         if not self.layers or not isinstance(self.layers[-1], Dense):
             raise ValueError("an Arch must end with a Dense readout layer")
 
+    def kernel_describe(self):
+        """:meth:`describe` without hidden widths: the infinite-width kernel does not depend on them."""
+        hidden = tuple(dataclasses.replace(layer, width=0) if isinstance(layer, (Conv, Dense)) else layer
+                       for layer in self.layers[:-1])
+        return dataclasses.replace(self, layers=hidden + self.layers[-1:]).describe()
+
     def describe(self):
         """A short stable string, e.g. for cache keys: 'myrtle5[ntk,W=1.414,b=None]:Conv(64,3)...'."""
         return (f"{self.name}[{self.parameterization},W={self.W_std:.6g},b={self.b_std}]:"
