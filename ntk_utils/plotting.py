@@ -1,0 +1,46 @@
+"""Figures in the paper's layout: log-log scaling curves with fitted power laws."""
+import matplotlib.pyplot as plt
+import numpy as np
+
+# One color per kind of predictor, the same in every figure.
+COLORS = {"network": "C0", "eNTK (init)": "C1", "infinite NTK": "C2"}
+
+
+def scaling_curve(ax, ns, errors, label, fit=None, color=None, marker="o"):
+    """Plot test error vs n: mean over seeds with ±1 std error bars, and the fitted power law.
+
+    errors: (len(ns),) or (seeds, len(ns)).
+    """
+    errors = np.atleast_2d(errors)
+    mean, std = errors.mean(0), errors.std(0)
+    color = color or COLORS.get(label)
+    text = label if fit is None else f"{label} ({fit})"
+    line = ax.errorbar(ns, mean, yerr=std if len(errors) > 1 else None, fmt=marker, color=color, label=text,
+                       capsize=3, ms=4)
+    if fit is not None:
+        grid = np.geomspace(fit.n_min, fit.n_max, 50)
+        ax.plot(grid, fit.predict(grid), "--", color=line[0].get_color(), lw=1)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("training samples n")
+    ax.set_ylabel("test error")
+    return line
+
+
+def finish(fig, path=None, title=None):
+    """Legend, layout, optional title; save to ``path`` (PNG) if given."""
+    for ax in fig.axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        ax.grid(True, which="both", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def figure(ncols=1, width=4.5, height=3.6):
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    return fig, list(axes[0])

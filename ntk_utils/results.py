@@ -1,0 +1,90 @@
+"""results.json: what a notebook run measured, with everything needed to trust it later.
+
+Layout: {"parameters": {...}, "results": {...}, "meta": {versions, device, git commit,
+started, wall_seconds, ...}}. numpy arrays and dataclasses (e.g. PowerLawFit) become plain
+JSON. Written atomically (temporary file + rename).
+"""
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+
+import numpy as np
+
+from ntk_utils.cache import REPO_ROOT
+
+STARTED = time.time()   # import time of this module ~ start of the notebook's kernel
+
+
+def _plain(obj):
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _plain(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def git_commit():
+    try:
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10)
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "ntk_utils", "notebooks"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def metadata():
+    """Package versions, device, git commit, host and timing of this process."""
+    import jax
+    import ntk_utils
+    device = jax.devices()[0]
+    return {"versions": ntk_utils.versions_summary(), "python": platform.python_version(),
+            "device": f"{device.platform}:{getattr(device, 'device_kind', '')} x{jax.device_count()}",
+            "cpu_count": os.cpu_count(), "host": platform.node(), "git_commit": git_commit(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(STARTED)),
+            "wall_seconds": round(time.time() - STARTED, 2)}
+
+
+def collect_parameters(namespace, before):
+    """The notebook's parameters: names defined in ``namespace`` (its globals) that were not in
+    ``before`` (taken just above the parameters cell), with papermill's injected values."""
+    return {k: v for k, v in namespace.items() if k not in before and not k.startswith("_")}
+
+
+def write_json(path, obj):
+    """Write ``obj`` as JSON atomically."""
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_plain(obj), f, indent=1)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save(output_dir, parameters, results):
+    """Write ``output_dir/results.json`` with parameters, results and :func:`metadata`."""
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, "results.json")
+    write_json(path, {"parameters": parameters, "results": results, "meta": metadata()})
+    return path
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
