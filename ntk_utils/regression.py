@@ -8,8 +8,10 @@ the kernel regression predictor is
 λ = 0 is ridgeless interpolation, which is what the infinite-width NTK limit of a network
 trained to zero MSE loss computes (from zero initial output). λ is relative to the mean
 diagonal so that one value means the same for kernels of any scale. Solved in float64 by
-Cholesky; a kernel that is singular in float64 gets a small diagonal jitter (with a warning),
-and a clear error if even that fails.
+Cholesky. A kernel that is singular in float64 (e.g. a float32 kernel whose smallest
+eigenvalues are below float32 rounding) gets a small diagonal jitter, then, if that is not
+enough, a pseudo-inverse that drops eigenvalues below rounding level, each with a warning;
+a kernel with clearly negative eigenvalues is not a kernel and raises an error.
 """
 import warnings
 
@@ -46,9 +48,15 @@ def kernel_regression(k_train_train, y_train, k_test_train, *, ridge=0.0):
         if jitter:
             warnings.warn(f"kernel matrix is singular in float64; added jitter {jitter:g}·mean(diag K)")
         return k_star @ scipy.linalg.cho_solve(factor, y)
-    raise np.linalg.LinAlgError(
-        f"kernel matrix (n={n}) is not positive definite even with jitter 1e-6·mean(diag K): "
-        "it has duplicated inputs or is not a valid kernel; use ridge > 0")
+    eigenvalues, vectors = np.linalg.eigh(k + ridge * scale * np.eye(n))
+    top = max(abs(eigenvalues).max(), 1e-300)
+    if eigenvalues.min() < -1e-3 * top:
+        raise np.linalg.LinAlgError(
+            f"kernel matrix (n={n}) is not positive definite: eigenvalue {eigenvalues.min():.3g} vs largest "
+            f"{top:.3g}; it is not a valid kernel (check how it was computed)")
+    keep = eigenvalues > n * np.finfo(np.float32).eps * top
+    warnings.warn(f"kernel matrix is singular: solved by pseudo-inverse on {keep.sum()} of {n} eigenvalues")
+    return k_star @ (vectors[:, keep] @ ((vectors[:, keep].T @ y).T / eigenvalues[keep]).T)
 
 
 def test_error(predictions, y):

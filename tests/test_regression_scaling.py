@@ -43,6 +43,21 @@ def test_singular_kernel_gets_jitter_warning_and_bad_kernel_clear_error():
         regression.kernel_regression(np.full((2, 2), np.nan), np.ones(2), np.eye(2))
 
 
+def test_rank_deficient_float32_kernel_falls_back_to_pseudo_inverse():
+    features = np.random.default_rng(3).standard_normal((300, 4)).astype(np.float32)
+    k = features @ features.T                          # rank 4, float32 rounding makes it indefinite
+    y = features @ np.array([1.0, -2.0, 0.5, 0.0])     # in the kernel's range: exactly representable
+    with pytest.warns(UserWarning, match="singular"):
+        pred = regression.kernel_regression(k, y, k[:10])
+    np.testing.assert_allclose(pred, y[:10], rtol=1e-3, atol=1e-3)
+    vectors = np.linalg.qr(np.random.default_rng(4).standard_normal((50, 50)))[0]
+    eigenvalues = np.append(np.linspace(1, 10, 49), -1e-3)      # one rounding-size negative eigenvalue
+    k = (vectors * eigenvalues) @ vectors.T                     # that jitter cannot fix
+    with pytest.warns(UserWarning, match="pseudo-inverse on 49 of 50"):
+        pred = regression.kernel_regression(k, vectors[:, 0], k[:5])
+    np.testing.assert_allclose(pred, k[:5] @ vectors[:, 0] / eigenvalues[0], rtol=1e-6)
+
+
 def test_test_error_and_mse():
     assert regression.test_error([0.3, -2.0, 0.0, -0.1], [1, -1, -1, 1]) == 0.5
     assert regression.mse([1.0, -1.0], [0.0, -1.0]) == 0.5

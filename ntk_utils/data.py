@@ -1,0 +1,474 @@
+"""The datasets of the paper as binary ±1 tasks: CIFAR-10, CIFAR-5m and SVHN.
+
+    x_train, y_train, x_test, y_test = load_task("cifar10-bin", n_train=1000, n_test=1000, seed=0)
+
+returns float32 images (n, image_size, image_size, 3) (NHWC) and float32 labels (n,) in {+1, -1}.
+
+Tasks (the first class list is labelled +1, the second -1; ``classes=`` replaces the lists):
+    cifar10-bin    CIFAR-10, classes 0-4 (airplane..deer) vs 5-9 (dog..truck)
+    cifar10-pair   CIFAR-10, one class vs another: airplane (0) vs automobile (1) by default
+    cifar5m-bin    CIFAR-5m, classes 0-4 vs 5-9
+    svhn-parity    SVHN, even digits vs odd digits
+    synthetic-bin  generated images (no download): for tests and demos without the datasets
+
+Which samples
+-------------
+Every split has one seed-determined order, its *stream*: a random permutation of the split's
+images of the task's classes, regrouped into consecutive (+1, -1) pairs (each pair in random
+order; the surplus of the larger side is dropped). A training set is a slice of the training
+stream: ``load_task(..., n_train=n, skip=m)`` returns ``stream[m : m + n]``. Hence training sets
+are deterministic given the seed, nested in n (prefixes), balanced to within one sample, and
+``skip=m`` gives fresh samples, disjoint from the training set of ``n_train=m``. The test set is
+a prefix of the test split's stream for the fixed seed TEST_SEED: the same for every seed, and
+nested in n_test.
+
+CIFAR-5m (Nakkiran et al. 2021, github.com/preetum/cifar5m) comes as six files of ~1M images.
+We use parts 0-4 for training and part 5 for testing. The training stream is part 0's stream,
+then part 1's, ... (each part shuffled on its own), so a run with n up to ~1M reads part 0 only,
+and parts are downloaded and opened only when a stream reaches them. Uncompressed npz members
+are memory-mapped, so no part is held in memory.
+
+Preprocessing
+-------------
+Block-average downsampling 32 -> image_size, then per-channel standardization with the mean and
+std (at that image_size) of the whole training split of the task's classes: CIFAR-10's 50,000
+training images, CIFAR-5m's part 0, SVHN's train_32x32.mat. Every n, seed and skip share one
+preprocessing, and the full training split has per-channel mean 0 and std 1.
+
+Files
+-----
+The data cache is ``data_dir``, else $NTK_DATA_DIR, else ~/.cache/ntk-limits/data. Missing files
+are downloaded from their official sources (SOURCES; tests point it at a local server):
+
+    cifar-10-batches-py/        extracted from cifar-10-python.tar.gz (used as is when complete)
+    train_32x32.mat, test_32x32.mat                 SVHN
+    cifar5m/part0.npz ... cifar5m/part5.npz         CIFAR-5m
+
+Downloads go to ``<file>.part`` (resumed with an HTTP Range request on the next run) and get
+their final name only after the checksum passed, so a file under its final name is complete.
+Downloading the same file from two processes at once is not supported: fetch first, e.g.
+``python -m ntk_utils.data cifar10``.
+
+This module imports only numpy, scipy, tqdm and the standard library, so it is cheap to import.
+"""
+import functools
+import hashlib
+import http.client
+import os
+import pickle
+import shutil
+import struct
+import sys
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+from tqdm import tqdm
+
+# file (relative to the data cache) -> (official URL, md5 or None).
+# The CIFAR-5m authors publish no checksums. Their README names gs://gresearch/cifar5m/part{i}.npz;
+# storage.googleapis.com is the anonymous HTTP endpoint of that bucket. A truncated part is still
+# caught: by the Content-Length check when downloading, and by the zip reader when opening it.
+SOURCES = {
+    "cifar-10-python.tar.gz": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                               "c58f30108f718f92721af3b95e74349a"),
+    "train_32x32.mat": ("http://ufldl.stanford.edu/housenumbers/train_32x32.mat",
+                        "e26dedcc434d2e4c54c9b2d4a06d8373"),
+    "test_32x32.mat": ("http://ufldl.stanford.edu/housenumbers/test_32x32.mat",
+                       "eb5a983be6a315427106f1b164d9cef3"),
+    **{f"cifar5m/part{k}.npz": (f"https://storage.googleapis.com/gresearch/cifar5m/part{k}.npz", None)
+       for k in range(6)},
+}
+
+CIFAR10_DIR = "cifar-10-batches-py"
+CIFAR10_BATCHES = [f"data_batch_{k}" for k in range(1, 6)]
+
+# task -> (dataset, default (+1 classes, -1 classes))
+TASK_SPECS = {
+    "cifar10-bin": ("cifar10", ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9))),
+    "cifar10-pair": ("cifar10", ((0,), (1,))),
+    "cifar5m-bin": ("cifar5m", ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9))),
+    "svhn-parity": ("svhn", ((0, 2, 4, 6, 8), (1, 3, 5, 7, 9))),
+    "synthetic-bin": ("synthetic", ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9))),
+}
+TASKS = tuple(TASK_SPECS)
+
+# dataset -> (training splits in stream order, test split)
+SPLITS = {
+    "cifar10": (("train",), "test"),
+    "cifar5m": (("part0", "part1", "part2", "part3", "part4"), "part5"),
+    "svhn": (("train",), "test"),
+    "synthetic": (("train",), "test"),
+}
+TEST_SEED = 2022  # the test set's stream: one fixed order, whatever the training seed
+
+
+class DataError(RuntimeError):
+    """A dataset file is missing (and could not be downloaded), corrupted, or fails its checksum."""
+
+
+def resolve_data_dir(data_dir=None):
+    """The data cache as an absolute Path: data_dir, else $NTK_DATA_DIR, else ~/.cache/ntk-limits/data."""
+    d = data_dir or os.environ.get("NTK_DATA_DIR") or Path.home() / ".cache" / "ntk-limits" / "data"
+    return Path(d).expanduser().resolve()
+
+
+# ----------------------------------------------------------------------------- downloads
+
+def _md5(path):
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(url, dest, md5=None, progress=True, timeout=60):
+    """Download url to dest (a path) and return dest as a Path; a no-op when dest exists.
+
+    Bytes go to dest + ".part"; an existing .part (an interrupted run) is resumed with an HTTP
+    Range request, or restarted when the server answers with the whole file. The checksum is
+    checked before the atomic rename to dest: on a mismatch the .part is deleted. An interrupted
+    transfer raises DataError and keeps the .part for the next run to resume.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have:  # the .part is as long as the file, or longer: start over
+            part.unlink()
+            return download(url, dest, md5, progress, timeout)
+        raise DataError(f"could not download {url} ({e})") from None
+    except (urllib.error.URLError, OSError) as e:
+        raise DataError(f"could not download {url} ({getattr(e, 'reason', e)})") from None
+
+    with response:
+        resumed = (have and response.status == 206
+                   and response.headers.get("Content-Range", "").startswith(f"bytes {have}-"))
+        if not resumed:
+            have = 0  # the server ignored the Range header: start over
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        try:
+            with open(part, "ab" if resumed else "wb") as f, \
+                    tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
+                         desc=dest.name, disable=not progress) as bar:
+                while chunk := response.read(1 << 20):
+                    f.write(chunk)
+                    bar.update(len(chunk))
+        except (OSError, http.client.HTTPException) as e:
+            raise DataError(f"download of {url} was interrupted ({e!r}); run again to resume {part}") from None
+
+    size = part.stat().st_size
+    if total is not None and size != total:
+        raise DataError(f"download of {url} was interrupted ({size} of {total} bytes); run again to resume {part}")
+    if md5 is not None:
+        got = _md5(part)
+        if got != md5:
+            part.unlink()
+            raise DataError(f"checksum mismatch for {url}: md5 {got}, expected {md5}; deleted the download")
+    os.replace(part, dest)
+    return dest
+
+
+def _fetch(name, root, hint):
+    """root / name, downloaded from SOURCES[name] if missing; a file already there is checked
+    against its md5 (when SOURCES has one). hint says what to place where, for offline use."""
+    path = root / name
+    url, md5 = SOURCES[name]
+    if not path.is_file():
+        try:
+            download(url, path, md5)
+        except DataError as e:
+            raise DataError(f"{path} is missing and {e}.\n{hint}") from None
+    elif md5 is not None and _md5(path) != md5:
+        raise DataError(f"{path} fails its md5 checksum (expected {md5}): a corrupted or truncated file. "
+                        f"Delete it and run again to download it.")
+    return path
+
+
+def _cifar10_folder(root):
+    """root / cifar-10-batches-py, extracted from the official tarball (fetched if needed)."""
+    folder = root / CIFAR10_DIR
+    needed = CIFAR10_BATCHES + ["test_batch"]
+    if all((folder / f).is_file() for f in needed):
+        return folder
+    if folder.exists():
+        missing = [f for f in needed if not (folder / f).is_file()]
+        raise DataError(f"{folder} is incomplete (missing {', '.join(missing)}); delete it and run again")
+    tar = _fetch("cifar-10-python.tar.gz", root,
+                 f"To work offline, place cifar-10-python.tar.gz in {root}/ "
+                 f"or the extracted {CIFAR10_DIR}/ folder there.")
+    # Extract next to the destination and rename: a reader never sees a half-extracted folder.
+    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
+    try:
+        try:
+            with tarfile.open(tar) as t:
+                t.extractall(tmp, filter="data")
+        except (tarfile.TarError, EOFError, OSError) as e:
+            raise DataError(f"{tar} is corrupted or truncated ({e}); delete it and run again") from None
+        if not all((tmp / CIFAR10_DIR / f).is_file() for f in needed):
+            raise DataError(f"{tar} does not hold the official {CIFAR10_DIR}/ files; delete it and run again")
+        if not folder.exists():  # else another process extracted it meanwhile
+            os.replace(tmp / CIFAR10_DIR, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def fetch(dataset, data_dir=None):
+    """Make sure every file of a dataset ("cifar10", "cifar5m" or "svhn") is in the data cache."""
+    train, test = SPLITS[dataset]
+    root = str(resolve_data_dir(data_dir))
+    for split in train + (test,):
+        _load_split(dataset, split, root)
+
+
+# ----------------------------------------------------------------------------- decoding
+
+def _corrupt(path, e):
+    return DataError(f"{path} is corrupted or truncated ({type(e).__name__}: {e}); delete it and run again")
+
+
+def _read_cifar10_batch(path):
+    """One official pickle -> images (N, 32, 32, 3) uint8, labels (N,) int64."""
+    try:
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        # rows hold the R plane, then G, then B (each 32x32, row-major)
+        x = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        y = np.asarray(batch[b"labels"], dtype=np.int64)
+    except Exception as e:  # any failure to parse the file means the file is bad
+        raise _corrupt(path, e) from None
+    if len(x) != len(y):
+        raise _corrupt(path, ValueError(f"{len(x)} images but {len(y)} labels"))
+    return x, y
+
+
+def _read_svhn(path):
+    """Official .mat -> images (N, 32, 32, 3) uint8, labels (N,) int64 with digit 0 as 0 (not 10)."""
+    try:
+        mat = scipy.io.loadmat(path)
+        x, y = mat["X"], mat["y"]
+        assert x.shape[:3] == (32, 32, 3) and x.shape[3] == y.size, f"X {x.shape}, y {y.shape}"
+    except Exception as e:
+        raise _corrupt(path, e) from None
+    return np.ascontiguousarray(x.transpose(3, 0, 1, 2), dtype=np.uint8), y.reshape(-1).astype(np.int64) % 10
+
+
+def _npz_memmap(path, key):
+    """A read-only memmap of an npz member stored without compression, or None if compressed."""
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(key + ".npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        header = f.read(30)  # zip local file header; the member's bytes follow its name and extra field
+        if header[:4] != b"PK\x03\x04":
+            raise ValueError("bad zip local header")
+        name_len, extra_len = struct.unpack("<HH", header[26:30])
+        f.seek(info.header_offset + 30 + name_len + extra_len)
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        offset = f.tell()
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+
+def _read_cifar5m_part(path):
+    """Official part .npz -> images (N, 32, 32, 3) uint8 (memory-mapped when possible), labels (N,) int64."""
+    try:
+        with np.load(path) as npz:
+            y = npz["Y"].astype(np.int64)
+            x = _npz_memmap(path, "X")
+            if x is None:  # a compressed copy: nothing to map, read the whole part
+                x = npz["X"]
+        assert x.dtype == np.uint8 and x.shape[1:] == (32, 32, 3) and len(x) == len(y), \
+            f"X {x.dtype} {x.shape}, Y {y.shape}"
+    except Exception as e:
+        raise _corrupt(path, e) from None
+    return x, y
+
+
+@functools.lru_cache(maxsize=None)
+def _load_split(dataset, split, root):
+    """(images (N, 32, 32, 3) uint8, labels (N,) int64 in 0..9) of one split, fetched if needed.
+    Cached for the process: the raw arrays, not the preprocessed ones (those depend on the task)."""
+    root = Path(root)
+    if dataset == "cifar10":
+        folder = _cifar10_folder(root)
+        files = CIFAR10_BATCHES if split == "train" else ["test_batch"]
+        parts = [_read_cifar10_batch(folder / f) for f in files]
+        return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
+    if dataset == "svhn":
+        hint = f"To work offline, place train_32x32.mat and test_32x32.mat in {root}/."
+        return _read_svhn(_fetch(f"{split}_32x32.mat", root, hint))
+    if dataset == "synthetic":
+        return _synthetic(split)
+    if dataset == "cifar5m":
+        hint = f"To work offline, place the CIFAR-5m files part0.npz ... part5.npz in {root / 'cifar5m'}/."
+        return _read_cifar5m_part(_fetch(f"cifar5m/{split}.npz", root, hint))
+    raise ValueError(f"unknown dataset {dataset!r}")
+
+
+def _synthetic(split, n={"train": 4000, "test": 1000}):
+    """Generated 32x32 RGB images, labels 0..9: class c is a blurred blob around a class-specific
+    position plus noise, so classes 0-4 vs 5-9 is learnable but not trivial. Deterministic."""
+    rng = np.random.default_rng(0 if split == "train" else 1)
+    labels = rng.integers(0, 10, n[split])
+    grid = np.arange(32)
+    centers = 6 + 20 * np.stack([(np.arange(10) % 5) / 4, (np.arange(10) // 5) * 1.0], axis=1)
+    cy, cx = centers[labels, 0] + rng.normal(0, 6, len(labels)), centers[labels, 1] + rng.normal(0, 6, len(labels))
+    blob = np.exp(-((grid[None, :, None] - cy[:, None, None]) ** 2 + (grid[None, None, :] - cx[:, None, None]) ** 2) / 60)
+    images = 128 + 60 * blob[..., None] * rng.uniform(0.5, 1.5, (len(labels), 1, 1, 3)) \
+        + rng.normal(0, 30, (len(labels), 32, 32, 3))
+    return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- samples
+
+def _stream(labels, pos, neg, rng):
+    """Indices into labels (shape (2 * min(n_pos, n_neg),)): a random permutation of the images of
+    classes pos + neg, regrouped into (+1, -1) pairs, each pair in random order, so that every
+    prefix is balanced to within one sample."""
+    perm = rng.permutation(len(labels))
+    p, q = perm[np.isin(labels[perm], pos)], perm[np.isin(labels[perm], neg)]
+    k = min(len(p), len(q))
+    pairs = np.stack([p[:k], q[:k]], axis=1)
+    flip = rng.random(k) < 0.5  # so the labels do not simply alternate +1, -1, +1, ...
+    pairs[flip] = pairs[flip, ::-1]
+    return pairs.reshape(-1)
+
+
+def _select(dataset, splits, pos, neg, seed, start, n, root, what):
+    """[(split, indices)] of stream[start : start + n], the stream running through splits in order.
+    A split is loaded only if the slice reaches it."""
+    chosen, offset = [], 0  # offset: stream position where the current split begins
+    for k, split in enumerate(splits):
+        if offset >= start + n:
+            break
+        _, labels = _load_split(dataset, split, root)
+        order = _stream(labels, pos, neg, np.random.default_rng([seed, k]))
+        lo, hi = max(start - offset, 0), min(start + n - offset, len(order))
+        if lo < hi:
+            chosen.append((split, order[lo:hi]))
+        offset += len(order)
+    if offset < start + n:
+        raise ValueError(f"{what} = {start + n} but {dataset} {'+'.join(splits)} has only {offset} balanced "
+                         f"samples of classes {pos} vs {neg}")
+    return chosen
+
+
+def _downsample(x, image_size):
+    """(N, S, S, C) -> (N, image_size, image_size, C) float32, each pixel the mean of its block.
+    S / image_size is a power of two: repeated 2x2 averaging is exact and ~4x faster than one
+    reshape-mean over the block axes."""
+    x = x.astype(np.float32)
+    while x.shape[1] > image_size:
+        x = 0.25 * (x[:, 0::2, 0::2] + x[:, 1::2, 0::2] + x[:, 0::2, 1::2] + x[:, 1::2, 1::2])
+    return x
+
+
+def _take(x, idx):
+    """x[idx] as an ndarray, reading a memmap in file order."""
+    order = np.argsort(idx, kind="stable")
+    out = np.empty((len(idx),) + x.shape[1:], x.dtype)
+    out[order] = x[idx[order]]
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _channel_stats(dataset, split, classes, image_size, root):
+    """Per-channel mean and std, each (3,) float32, of the split's images of the given classes
+    after downsampling to image_size, accumulated in chunks (CIFAR-5m part 0 is 1M images)."""
+    x, labels = _load_split(dataset, split, root)
+    idx = np.flatnonzero(np.isin(labels, classes))
+    total, squares = np.zeros(3), np.zeros(3)
+    for i in range(0, len(idx), 1024):  # chunks keep the float64 copies small
+        chunk = _downsample(_take(x, idx[i:i + 1024]), image_size).reshape(-1, 3).astype(np.float64)
+        total += chunk.sum(axis=0)
+        squares += np.einsum("ij,ij->j", chunk, chunk)
+    count = len(idx) * image_size * image_size
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean ** 2, 0))
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _check_classes(classes):
+    """((+1 ids), (-1 ids)) as sorted tuples; a bare int on a side means that one class."""
+    try:
+        pos, neg = ([int(c) for c in np.atleast_1d(side)] for side in classes)
+    except (TypeError, ValueError):
+        raise ValueError(f"classes must be a pair of class-id lists, e.g. ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9)) "
+                         f"or ((3,), (5,)); got {classes!r}") from None
+    if not pos or not neg or set(pos) & set(neg) or not all(0 <= c <= 9 for c in pos + neg):
+        raise ValueError(f"classes must be two non-empty, disjoint lists of ids in 0..9; got {classes!r}")
+    return tuple(sorted(set(pos))), tuple(sorted(set(neg)))
+
+
+def _check_count(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{what} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def load_task(name, n_train, n_test, seed=0, image_size=32, classes=None, skip=0, data_dir=None):
+    """(x_train, y_train, x_test, y_test) of a binary task: images (n, s, s, 3) float32 (NHWC,
+    s = image_size), labels (n,) float32 in {+1, -1}.
+
+    name: one of TASKS. n_train, skip: the training set is samples skip .. skip + n_train - 1 of
+    the seed's training stream (see the module docstring). n_test: a prefix of the fixed test
+    stream. image_size: 32 or a divisor of it (block averaging). classes: (+1 ids, -1 ids),
+    e.g. ((3,), (5,)), replacing the task's default. data_dir: the data cache (see resolve_data_dir).
+    """
+    if name not in TASK_SPECS:
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
+    dataset, default_classes = TASK_SPECS[name]
+    pos, neg = _check_classes(default_classes if classes is None else classes)
+    n_train, n_test, skip, seed = (_check_count(v, w) for v, w in
+                                   [(n_train, "n_train"), (n_test, "n_test"), (skip, "skip"), (seed, "seed")])
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) \
+            or not 1 <= image_size <= 32 or 32 % image_size:
+        raise ValueError(f"image_size must divide 32 (32, 16, 8, 4, 2 or 1), got {image_size!r}")
+    root = str(resolve_data_dir(data_dir))
+
+    train_splits, test_split = SPLITS[dataset]
+    train = _select(dataset, train_splits, pos, neg, seed, skip, n_train, root, f"{name}: n_train + skip")
+    test = _select(dataset, (test_split,), pos, neg, TEST_SEED, 0, n_test, root, f"{name}: n_test")
+    mean, std = _channel_stats(dataset, train_splits[0], pos + neg, int(image_size), root)
+
+    def assemble(chosen):
+        n = sum(len(idx) for _, idx in chosen)
+        images, labels = np.empty((n, image_size, image_size, 3), np.float32), np.empty(n, np.float32)
+        at = 0
+        for split, idx in chosen:
+            x, classes_of = _load_split(dataset, split, root)
+            labels[at:at + len(idx)] = np.where(np.isin(classes_of[idx], pos), 1.0, -1.0)
+            for i in range(0, len(idx), 4096):  # in chunks: no full-size float temporaries (n may be 1M)
+                block = idx[i:i + 4096]
+                images[at + i:at + i + len(block)] = (_downsample(_take(x, block), image_size) - mean) / std
+            at += len(idx)
+        return images, labels
+
+    return (*assemble(train), *assemble(test))
+
+
+if __name__ == "__main__":
+    # python -m ntk_utils.data cifar10 svhn   (download into the data cache ahead of parallel runs)
+    for name in sys.argv[1:] or ["cifar10"]:
+        fetch(name)
+        print(f"{name}: ready in {resolve_data_dir()}")
