@@ -3,8 +3,8 @@
     python benchmarks/bench_empirical_ntk.py [--n 64] [--widths 16 64] [--size 32]
 
 Seconds per 1000 kernel entries of K(X, X') (n x n, no symmetry shortcut) for Myrtle-5 at
-the given widths and image size, for implementations 1 (Jacobian contraction), 2 (NTK-vector
-products) and 3 (structured derivatives). Each configuration runs in its own process so that
+the given widths and image size, for neural-tangents' implementations 1 (Jacobian contraction),
+2 (NTK-vector products) and 3 (structured derivatives), and our plain-jax Jacobian contraction (0). Each configuration runs in its own process so that
 an out-of-memory one does not take the others down; the second call is timed (the first
 compiles).
 """
@@ -34,15 +34,15 @@ def main():
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--widths", type=int, nargs="+", default=[16, 64])
-    parser.add_argument("--implementations", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--implementations", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--timeout", type=int, default=600)
     args = parser.parse_args()
     print(f"Myrtle-5, {args.size}x{args.size} px, K(X, X') with n = {args.n}: seconds per 1000 entries")
-    print("| width | params | impl 1 (Jacobian) | impl 2 (NTK-vector) | impl 3 (structured) |")
-    print("|---|---|---|---|---|")
+    print("| width | params | impl 0 (plain jax) | impl 1 (Jacobian) | impl 2 (NTK-vector) | impl 3 (structured) |")
+    print("|---|---|---|---|---|---|")
     for width in args.widths:
         cells, params = [], "?"
-        for impl in (1, 2, 3):
+        for impl in (0, 1, 2, 3):
             if impl not in args.implementations:
                 cells.append("not run")
                 continue

@@ -72,6 +72,16 @@ def tiled_kernel(tile_fn, x1, x2=None, *, batch_size, progress=None, desc="kerne
     return out
 
 
+def jacobian_contraction_fn(apply_fn):
+    """Plain-jax eNTK of a tile: Θ = J(x1) J(x2)^T with J the (n, P) per-example gradients.
+
+    Needs no neural-tangents (used where it cannot import, e.g. with a newer jax)."""
+    def jacobian(params, x):
+        grads = jax.vmap(lambda xi: jax.grad(lambda p: apply_fn(p, xi[None])[0, 0])(params))(x)
+        return jnp.concatenate([g.reshape(len(x), -1) for g in jax.tree_util.tree_leaves(grads)], axis=1)
+    return lambda x1, x2, params: jacobian(params, x1) @ jacobian(params, x2).T
+
+
 def empirical_ntk(apply_fn, params, x1, x2=None, *, batch_size=None, implementation=DEFAULT_IMPLEMENTATION,
                   progress=None):
     """Empirical NTK Θ(x1, x2) of a scalar-output network at ``params``.
@@ -82,12 +92,20 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, batch_size=None, implementat
       x1: (n1, ...) inputs; x2: (n2, ...) inputs or None for Θ(x1, x1).
       batch_size: tile size (default: chosen from the parameter count to bound memory).
       implementation: neural-tangents ``NtkImplementation`` (1 = Jacobian contraction,
-        2 = NTK-vector products, 3 = structured derivatives).
+        2 = NTK-vector products, 3 = structured derivatives), or 0 for
+        :func:`jacobian_contraction_fn` (plain jax; also the fallback where neural-tangents
+        cannot be imported).
     Returns:
       (n1, n2) float32 numpy array.
     """
-    nt = neural_tangents()
-    ntk_fn = jax.jit(nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0, implementation=implementation))
+    if implementation == 0:
+        ntk_fn = jax.jit(jacobian_contraction_fn(apply_fn))
+    else:
+        try:
+            nt = neural_tangents()
+        except ImportError:
+            return empirical_ntk(apply_fn, params, x1, x2, batch_size=batch_size, implementation=0, progress=progress)
+        ntk_fn = jax.jit(nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0, implementation=implementation))
     batch_size = batch_size or _auto_tile(params)
     return tiled_kernel(lambda a, b: ntk_fn(a, b, params), x1, x2, batch_size=batch_size, progress=progress,
                         desc="empirical NTK")

@@ -76,7 +76,9 @@ def test_implementations_agree():
     apply = models.flax_model(arch).apply
     k1 = kernels.empirical_ntk(apply, params, x, implementation=1)
     k3 = kernels.empirical_ntk(apply, params, x, implementation=3)
+    k0 = kernels.empirical_ntk(apply, params, x, implementation=0)   # plain jax, no neural-tangents
     np.testing.assert_allclose(k1, k3, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(k1, k0, rtol=1e-4, atol=1e-6)
 
 
 def _mean_entk_error(depth_width, x, kinf, inits):
