@@ -45,6 +45,7 @@ import dataclasses
 import os
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 
 from ntk_utils import experiments, models, plotting, regression, results, scaling, train
@@ -61,7 +62,7 @@ data_seed = 0
 arch = "myrtle"
 depth = 5
 width = 32
-lr = 0.05
+lr = 2.0
 momentum = 0.9
 batch_size = 128
 epochs = 40
@@ -71,12 +72,19 @@ loss = "mse"
 early_stopping = True
 val_size = 500
 ridge = 0.0
-n_train = 1024           # the full training set of the dynamics run
-n_snapshots = 6          # log-spaced snapshot steps from first_snapshot to the last step
-first_snapshot = 4       # (steps; 4 steps = half an epoch at n_train=1024, batch 128)
-snapshot_steps = []      # explicit steps t > 0; non-empty replaces the log-spaced grid
-t_scaling = [0, 2, 4, -1]  # indices into the t grid [0, t_1, ..., t_K] that get scaling curves
+n_train = 1024
+n_snapshots = 6
+first_snapshot = 4
+snapshot_steps = []
+t_scaling = [0, 2, 4, -1]
 output_dir = "outputs/notebooks/05_kernel_dynamics"
+
+# %% [markdown]
+# `n_train` is the full training set of the dynamics run. The snapshot grid is `n_snapshots`
+# steps log-spaced from `first_snapshot` (4 steps = half an epoch at n_train=1024, batch 128) to
+# the last step, plus $t = 0$; a non-empty `snapshot_steps` (steps $t > 0$) replaces it.
+# `t_scaling` holds indices into the grid $[0, t_1, \dots, t_K]$ (0 = init, -1 = the last
+# step): the times that get a scaling curve in panel (b).
 
 # %%
 os.makedirs(output_dir, exist_ok=True)
@@ -155,6 +163,7 @@ def draw_fig1c(ax):
                     ms=4, label=name)
     ax.axhline(kernel_fit[:, 0].mean(), color="C1", ls=":", label="eNTK at init (t=0)")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("training time t (epochs)")
     ax.set_ylabel("test error")
 
@@ -202,5 +211,6 @@ results.save(output_dir, parameters, {
     "network_at_t": network_at_t, "n_values": n_values, "curves": curves,
     "fig1c": {"t": t_grid[positive], "epochs": epochs_at[positive], "kernel_error": kernel_fit[:, positive].mean(0),
               "network_error": network_at_t[:, positive].mean(0), "entk_init_error": float(kernel_fit[:, 0].mean()),
-              "kernel_error_std": kernel_fit[:, positive].std(0), "network_error_std": network_at_t[:, positive].std(0)},
+              "kernel_error_std": kernel_fit[:, positive].std(0),
+              "network_error_std": network_at_t[:, positive].std(0)},
     "fits": fits, "verdicts": verdicts})

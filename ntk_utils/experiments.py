@@ -122,10 +122,10 @@ def keeps_improving(x, errors, *, fraction=1 / 3, name="x"):
     """Verdict on "the error keeps falling along x, at a steady rate in log x".
 
     x: (k,) increasing grid; errors: (k,) or (s, k). With (first, second) from
-    :func:`improvement_halves` averaged over rows: "held" when the second half of the log-x grid
-    still brings at least ``fraction`` of the first half's improvement (or any, if the first
-    half brought none) and every row improves there; "direction only" when the mean improvement
-    over the second half is positive but smaller (or not in every row); else "not held".
+    :func:`improvement_halves` averaged over rows: "not held" when the second half of the log-x
+    grid brings no improvement, or the whole grid none (first + second <= 0); "held" when the
+    second half brings at least ``fraction`` of the first half's improvement (or any, if the
+    first half brought none) and every row improves there; else "direction only".
     Returns (verdict, sentence).
     """
     first, second = improvement_halves(x, errors)
@@ -133,12 +133,14 @@ def keeps_improving(x, errors, *, fraction=1 / 3, name="x"):
     x_mid = float(np.sqrt(x[0] * x[-1]))
     text = (f"error fell by {f:+.4f} from {name}={x[0]:g} to {name}≈{x_mid:.3g} and by {s:+.4f} from there to "
             f"{name}={x[-1]:g} (per row: {', '.join(f'{v:+.4f}' for v in second)})")
-    if s > 0 and np.all(second > 0) and (f <= 0 or s >= fraction * f):
+    if s <= 0:
+        return "not held", text + ": no improvement over the second half"
+    if f + s <= 0:
+        return "not held", text + ": no improvement over the whole grid"
+    if np.all(second > 0) and (f <= 0 or s >= fraction * f):
         return "held", text + f": the second half brings >= {fraction:.2g} of the first half's improvement"
-    if s > 0:
-        return "direction only", text + f": still improving, but less than {fraction:.2g} of the first half's " \
-                                        "improvement or not in every row"
-    return "not held", text + ": no improvement over the second half"
+    return "direction only", text + f": still improving, but less than {fraction:.2g} of the first half's " \
+                                    "improvement or not in every row"
 
 
 def width_sweep(make_arch, widths, task, n, seeds, config, *, val_size=0, ridge=0.0, progress=True):

@@ -82,9 +82,12 @@ __all__ = ["supports", "infinite_ntk"]
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
-# Elements of one pair's pixel-pair tensor (H·H·W·W) summed over a tile when batch_size is
-# chosen automatically: 2**20 elements = 8 MiB per tensor in float64.
-_TILE_ELEMENTS = 2 ** 20
+# Pixel-pair elements (b1·b2·H²W²) of a tile when batch_size is chosen automatically.
+_TILE_ELEMENTS = 2 ** 18
+# Layers on feature maps of at most this many pixels are compiled together (see _segments).
+_FUSE_MAX_PIXELS = 4
+# Input covariances of images with at most this many channels are summed elementwise.
+_INPUT_UNROLL = 8
 # Show a progress bar (tqdm) from this many tiles on, when progress=None.
 _PROGRESS_MIN_TILES = 50
 
@@ -104,7 +107,9 @@ def _plan(arch, in_shape):
       in_shape: shape of one input, ``(H, W, C)`` for images or ``(d,)`` for vectors.
 
     Returns:
-      ``(ops, out_rep)``: ops are tuples ``(name, *static_params)``; the input op comes first.
+      A tuple of layer ops ``(name, *static_params)``, starting with ``("input", spatial)``;
+      Conv is ``("conv", k, W_std², b_std² or None, parameterization, fan_in)``, Dense
+      ``("dense", W_std², b_std² or None, parameterization, fan_in)``.
 
     Raises:
       _Unsupported: naming the first layer that cannot be handled.
@@ -196,36 +201,52 @@ def supports(arch, input_shape=None):
 
 
 # --------------------------------------------------------------------------- layers
-# Spatial tensors are laid out pixel axes first, batch axes last: [a, c, b, d, i, j] for a tile
-# of pairs, [a, c, b, d, i] for self covariances (batch last keeps the innermost loop long and
-# contiguous for the shifts below, which measured ~1.5-3x faster than batch-first). After
-# GlobalAvgPool / Flatten only the batch axes remain.
+# The state of the recursion is one array K = [Σ] or [Σ, Θ] stacked on a leading axis (one
+# array rather than two: XLA's CPU backend computes the shared ReLU angle once for a single
+# output, but ~3x slower for two). Spatial states are laid out pixel axes first, batch axes
+# last: K[m, a, c, b, d, i, j] for a tile of pairs, K[m, a, c, b, d, i] for self covariances
+# (batch last keeps the innermost loops long and contiguous for the shifts below). After
+# GlobalAvgPool / Flatten only K[m, *batch] remains. Θ = 0 is represented by m = 1.
 
-def _conv_unscaled(s, k):
-    """Σ ↦ S_H Σ S_Wᵀ for a SAME, stride-1 k x k convolution (without W_std²).
+def _shift(k_arr, delta, axis):
+    """``out[.., a, c, ..] = K[.., a + δ, c + δ, ..]`` on axes (axis, axis + 1), 0 outside."""
+    if delta == 0:
+        return k_arr
+    take, pad = [slice(None)] * k_arr.ndim, [(0, 0)] * k_arr.ndim
+    if delta > 0:
+        take[axis] = take[axis + 1] = slice(delta, None)
+        pad[axis] = pad[axis + 1] = (0, delta)
+    else:
+        take[axis] = take[axis + 1] = slice(None, delta)
+        pad[axis] = pad[axis + 1] = (-delta, 0)
+    return jnp.pad(k_arr[tuple(take)], pad)
+
+
+def _conv_unscaled(k_arr, k):
+    """K ↦ S_H K S_Wᵀ for a SAME, stride-1 k x k convolution (without W_std²).
 
     Args:
-      s: ``[H, H, W, W, *batch]`` pixel-pair tensor (axes a, c, b, d).
+      k_arr: ``[m, H, H, W, W, *batch]`` pixel-pair tensors (axes a, c, b, d).
       k: filter size.
 
     Returns:
-      ``[H, H, W, W, *batch]``: ``(1/k²) Σ_{δ, ε} s[a+δ, c+δ, b+ε, d+ε]`` (zero padding,
-      δ, ε ∈ [-(k-1)//2, k//2]); the banded products with S as k² shifted slices.
+      ``[m, H, H, W, W, *batch]``: ``(1/k²) Σ_{δ, ε} K[a+δ, c+δ, b+ε, d+ε]`` (zero outside,
+      δ, ε ∈ [-(k-1)//2, k//2]): the banded products with S as k² shifted slices (a padded
+      slice per shift, which XLA fuses into one loop; padding K once instead measured
+      1.4-1.9x slower).
     """
-    lo, hi = (k - 1) // 2, k // 2
-    hgt, wid = s.shape[0], s.shape[2]
-    s = jnp.pad(s, [(lo, hi)] * 4 + [(0, 0)] * (s.ndim - 4))
-    out = sum(s[t:t + hgt, t:t + hgt, u:u + wid, u:u + wid] for t in range(k) for u in range(k))
+    deltas = range(-((k - 1) // 2), k // 2 + 1)
+    out = sum(_shift(_shift(k_arr, d, 1), e, 3) for d in deltas for e in deltas)
     return out * (1.0 / (k * k))
 
 
-def _pool(s, win):
-    """Σ ↦ P_H Σ P_Wᵀ for a VALID, stride-``win`` average pool: ``[H, H, W, W, *batch]`` ->
-    ``[H//win, H//win, W//win, W//win, *batch]`` (the mean over each window pair)."""
-    ho, wo = s.shape[0] // win, s.shape[2] // win
-    s = s[:ho * win, :ho * win, :wo * win, :wo * win]
-    s = s.reshape((ho, win, ho, win, wo, win, wo, win) + s.shape[4:])
-    return s.mean(axis=(1, 3, 5, 7))
+def _pool(k_arr, win):
+    """K ↦ P_H K P_Wᵀ for a VALID, stride-``win`` average pool: ``[m, H, H, W, W, *batch]`` ->
+    ``[m, H//win, H//win, W//win, W//win, *batch]`` (the mean over each window pair)."""
+    ho, wo = k_arr.shape[1] // win, k_arr.shape[3] // win
+    k_arr = k_arr[:, :ho * win, :ho * win, :wo * win, :wo * win]
+    k_arr = k_arr.reshape((k_arr.shape[0], ho, win, ho, win, wo, win, wo, win) + k_arr.shape[5:])
+    return k_arr.mean(axis=(2, 4, 6, 8))
 
 
 def _acos_coefficients(degree):
@@ -246,161 +267,329 @@ def _acos_coefficients(degree):
 _ACOS = {np.dtype(np.float64): _acos_coefficients(18), np.dtype(np.float32): _acos_coefficients(9)}
 
 
-def _relu(s, t, r, inv_r):
-    """The ReLU arc-cosine kernels (neural-tangents' ``ABRelu(0, 1)``).
+def _relu(s, t, prod, inv_r):
+    """The ReLU arc-cosine kernels (neural-tangents' ``ABRelu(0, 1)``, term by term).
 
     Args:
       s: Σ, any shape.
-      t: Θ (same shape) or None.
-      r: √(q q'), broadcastable to ``s``.
-      inv_r: 1 / √(q q') (0 where q q' = 0), broadcastable to ``s``.
+      t: Θ (same shape), or None for the NNGP alone.
+      prod: q q', the product of the two pixels' variances, broadcastable to ``s``.
+      inv_r: 1 / √(q q') (0 where q q' = 0), likewise.
 
     Returns:
-      ``(Σ', Θ')``: with ρ = Σ / √(q q') (clipped to [-1, 1]) and θ = arccos ρ,
-      ``Σ' = √(q q') sin θ / 2π + (π - θ) Σ / 2π`` and ``Θ' = Θ (π - θ) / 2π``. Where
-      q q' = 0, θ = π/2 as in neural-tangents. arccos is a polynomial (see
-      :func:`_acos_coefficients`), as XLA's CPU ``atan2`` / ``acos`` cost ~16 ns an element,
-      most of the whole kernel's time.
+      ``K' = [Σ'(, Θ')]``: with ρ = Σ / √(q q') and θ = arccos ρ,
+      ``Σ' = (√(q q' - Σ²) + (π - θ) Σ) / 2π`` and ``Θ' = Θ (π - θ) / 2π``; θ = π/2 where
+      q q' = 0.
+
+    Near ρ = 1, θ ≈ √(2(1 - ρ)) turns round-off in 1 - ρ into much larger errors (1e-16 ->
+    1e-8, 1e-7 -> 5e-4 in float32), and ρ = 1 exactly for an image with itself at the same
+    pixel, i.e. on the diagonal K(x, x). So 1 - |ρ| is computed as ``(√(q q') - |Σ|) / √(q q')``:
+    a plain difference, exactly 0 when Σ and q = q' are the same number (``√(fl(q²)) = q``
+    in binary floating point), which :func:`_run_diag_segment` guarantees for K(x, x).
+    (neural-tangents' ``q q' - Σ²`` is not exactly 0 there: XLA contracts it to an FMA.)
+    arccos is a polynomial (see :func:`_acos_coefficients`): XLA's CPU ``atan2`` / ``acos``
+    cost ~16 ns an element, more than this whole function.
     """
-    rho = jnp.clip(s * inv_r, -1.0, 1.0)
-    u = 1.0 - jnp.abs(rho)                       # exact for |ρ| >= 1/2, where it matters
-    root_u = jnp.sqrt(u)
+    r = jnp.sqrt(prod)
+    a = jnp.abs(s)
+    d = jnp.maximum(r - a, 0.0)                                  # √(q q') (1 - |ρ|)
+    u = jnp.minimum(d * inv_r, 1.0)                              # 1 - |ρ|
+    root_w = jnp.sqrt(d * (r + a))                               # √(q q' - Σ²)
     coef = _ACOS[np.dtype(s.dtype)]
     poly = coef[-1]
     for c in coef[-2::-1]:
         poly = poly * u + c
-    acos_abs = root_u * poly                     # arccos |ρ|
-    # π - θ: θ = arccos|ρ| for ρ >= 0, π - arccos|ρ| for ρ < 0.
-    pi_minus_theta = jnp.where(rho >= 0, jnp.pi - acos_abs, acos_abs)
-    dot = pi_minus_theta * (1.0 / (2 * jnp.pi))
-    sin_theta = root_u * jnp.sqrt(2.0 - u)      # √(1 - ρ²) = √((1-|ρ|)(1+|ρ|))
-    s_new = (r * sin_theta) * (1.0 / (2 * jnp.pi)) + dot * s
-    return s_new, (None if t is None else t * dot)
+    acos_abs = jnp.sqrt(u) * poly                                # arccos |ρ|
+    # (π - θ) / 2π, with θ = arccos|ρ| for ρ >= 0, π - arccos|ρ| for ρ < 0, π/2 where q q' = 0
+    dot = jnp.where(s >= 0, jnp.pi - acos_abs, acos_abs) * (1.0 / (2 * jnp.pi))
+    dot = jnp.where(prod > 0, dot, 0.25)
+    s_new = root_w * (1.0 / (2 * jnp.pi)) + dot * s
+    if t is None:
+        return s_new[None]
+    return jnp.stack([s_new, t * dot])
 
 
-def _affine(s, t, w_var, b_var, param, fan_in, linear):
-    """A Conv / Dense layer: ``linear`` is the layer's action on a covariance before W_std²."""
-    s_lin = linear(s)
+def _affine(k_arr, aff, get_ntk):
+    """The elementwise part of a Conv / Dense layer: ``K_lin = [Σ_lin(, Θ_lin)] -> (Σ', Θ')``.
+
+    ``K_lin`` is the layer's linear image of ``[Σ(, Θ)]`` before the ``W_std²`` factor (the
+    shifted sums of :func:`_conv_unscaled` for Conv, the identity for Dense); ``aff`` =
+    ``(W_std², b_std² or None, parameterization, fan_in)``. Θ' is None unless ``get_ntk``::
+
+        Σ' = W_std² Σ_lin + b_std²
+        Θ' = W_std² Θ_lin + Σ'                                   (NTK parameterization)
+        Θ' = fan_in Σ_lin + W_std² Θ_lin (+ 1 with biases)       (standard parameterization)
+    """
+    w_var, b_var, param, fan_in = aff
+    s_lin = k_arr[0]
     s_new = w_var * s_lin if b_var is None else w_var * s_lin + b_var
-    if t is None and param == "ntk":
-        return s_new, s_new
-    t_lin = 0.0 if t is None else w_var * linear(t)
+    if not get_ntk:
+        return s_new, None
+    t_lin = w_var * k_arr[1] if k_arr.shape[0] == 2 else 0.0
     if param == "ntk":
         return s_new, t_lin + s_new
     t_new = fan_in * s_lin + t_lin
     return s_new, (t_new if b_var is None else t_new + 1.0)
 
 
-def _flatten(s):
-    """``[H, H, W, W, *batch]`` -> ``[*batch]``: mean over diagonal pixel pairs (a = c, b = d)."""
-    return _diag(s).mean(axis=(0, 1))
+def _kernel_ops(ops):
+    """Rewrite the plan's layers into the ops the engine runs.
+
+    Conv becomes a linear ``("conv", k)`` (the shifted sums) followed by ``("affine", aff)``;
+    Dense is just the affine. Each affine is moved forward past pools / global pooling /
+    Flatten (averages commute with ``K -> W_std² K + b_std²`` and the Θ mixing) and merged
+    into the next ReLU as ``("affine_relu", aff)``: one elementwise pass instead of two, and
+    no stacked output between the shifted sums and the ReLU, which XLA's CPU backend
+    compiles poorly (up to 50x slower in float64).
+    """
+    flat = [("input", ops[0][1])]
+    for op in ops[1:]:
+        if op[0] == "conv":
+            flat += [("conv", op[1]), ("affine", op[2:])]
+        elif op[0] == "dense":
+            flat.append(("affine", op[1:]))
+        else:
+            flat.append(op)
+    out, pending = [flat[0]], None
+    for op in flat[1:]:
+        if op[0] == "affine":
+            if pending is not None:
+                out.append(("affine", pending))
+            pending = op[1]
+        elif op[0] == "relu":
+            out.append(("affine_relu", pending))
+            pending = None
+        elif op[0] == "conv" and pending is not None:
+            out += [("affine", pending), op]
+            pending = None
+        else:
+            out.append(op)
+    if pending is not None:
+        out.append(("affine", pending))
+    return tuple(out)
 
 
-def _diag(s):
-    """``[H, H, W, W, *batch]`` -> ``[H, W, *batch]``: the entries with a = c and b = d."""
+def _diag(k_arr):
+    """``[m, H, H, W, W, *batch]`` -> ``[m, H, W, *batch]``: the entries with a = c, b = d."""
+    ih, iw = np.arange(k_arr.shape[1]), np.arange(k_arr.shape[3])
+    return k_arr[:, ih, ih][:, :, iw, iw]
+
+
+def _outer(v1, v2):
+    """``v1 [H, W, b1], v2 [H, W, b2] -> [H, H, W, W, b1, b2]`` (axes a, c, b, d, i, j) products
+    ``v1[a, b, i] v2[c, d, j]``; ``[b1], [b2] -> [b1, b2]`` for vectors."""
+    if v1.ndim == 1:
+        return v1[:, None] * v2[None, :]
+    return v1[:, None, :, None, :, None] * v2[None, :, None, :, None, :]
+
+
+def _with_inverse_root(q):
+    """``q -> (q, 1/√q)``, 0 where q = 0 (a pixel without variance)."""
+    return q, jnp.where(q > 0, jax.lax.rsqrt(jnp.where(q > 0, q, 1.0)), 0.0)
+
+
+def _apply(op, get_ntk, k_arr, roots=None):
+    """One kernel op (see :func:`_kernel_ops`) on the state ``K``.
+
+    ``roots(Σ) -> (q q', 1/√(q q'))``, broadcastable to Σ, supplies the ReLU's variances.
+    """
+    name = op[0]
+    if name == "conv":
+        return _conv_unscaled(k_arr, op[1])
+    if name == "affine":
+        s, t = _affine(k_arr, op[1], get_ntk)
+        return s[None] if t is None else jnp.stack([s, t])
+    if name == "affine_relu":
+        if op[1] is None:
+            s, t = k_arr[0], (k_arr[1] if get_ntk else None)
+        else:
+            s, t = _affine(k_arr, op[1], get_ntk)
+        return _relu(s, t, *roots(s))
+    if name == "pool":
+        return _pool(k_arr, op[1])
+    if name == "gap":
+        return k_arr.mean(axis=(1, 2, 3, 4))
+    if name == "flatten":
+        return _diag(k_arr).mean(axis=(1, 2))
+    raise AssertionError(name)
+
+
+def _input_pair(spatial, x1, x2, i, j):
+    """The input covariance of tile (i, j), ``K[1, a, c, b, d, i, j] = <x1[a, b], x2[c, d]> / C``
+    (``K[1, i, j] = <x1, x2> / d`` for vectors), from ``x1 [T1, b1, H, W, C]`` etc."""
+    x1, x2 = x1[i], x2[j]
+    c = x1.shape[-1]
+    if not spatial:
+        return jnp.einsum("ik,jk->ij", x1, x2, precision=_HIGHEST)[None] / c
+    if c <= _INPUT_UNROLL:  # a few channels: one fused loop beats a matrix product + transpose
+        x1, x2 = jnp.moveaxis(x1, 0, 2), jnp.moveaxis(x2, 0, 2)      # [H, W, b, C]
+        out = sum(x1[:, None, :, None, :, None, k] * x2[None, :, None, :, None, :, k] for k in range(c))
+        return out[None] / c
+    return jnp.einsum("iabk,jcdk->acbdij", x1, x2, precision=_HIGHEST)[None] / c
+
+
+def _input_self(spatial, x):
+    """``x (b, H, W, C) -> K[1, a, c, b, d, i]`` (or ``K[1, i]``): each image with itself."""
+    if spatial:
+        return jnp.einsum("iabk,icdk->acbdi", x, x, precision=_HIGHEST)[None] / x.shape[-1]
+    return jnp.sum(x * x, axis=-1)[None] / x.shape[-1]
+
+
+def _self_diagonal(s):
+    """Self state Σ ``[H, H, W, W, b]`` (or ``[b]``) -> the per-pixel variances q
+    ``[H, W, b]`` (or ``[b]``)."""
+    if s.ndim == 1:
+        return s
     ih, iw = np.arange(s.shape[0]), np.arange(s.shape[2])
     return s[ih, ih][:, iw, iw]
 
 
-def _run(ops, get_ntk, s, roots):
-    """Apply ``ops[1:]`` to the input covariance ``s``.
+def _pair_diagonal(s):
+    """Pair state Σ of a tile with itself, ``[H, H, W, W, b, b]`` (or ``[b, b]``) -> the
+    variances q ``[H, W, b]`` (or ``[b]``): the entries with a = c, b = d and i = j."""
+    ib = np.arange(s.shape[-1])
+    if s.ndim == 2:
+        return s[ib, ib]
+    return _self_diagonal(s[..., ib, ib])
 
-    Args:
-      ops: the plan.
-      get_ntk: whether to carry Θ.
-      s: the input covariance, ``[H, H, W, W, *batch]`` or ``[*batch]``.
-      roots: ``roots(relu_index, s) -> (√(q q'), 1/√(q q'))`` broadcastable to ``s``.
 
-    Returns:
-      ``(Σ, Θ or None)``.
+def _segments(ops, in_shape):
+    """Split ``ops[1:]`` into runs that are each compiled as one XLA computation.
+
+    On feature maps larger than ``_FUSE_MAX_PIXELS`` pixels every layer is its own
+    computation, so that its output is materialised: within one computation XLA's CPU
+    fusion recomputes a ReLU (and everything back to the last materialised array) for each
+    of the k² shifted reads of the next convolution, or duplicates the shared ReLU angle
+    into both outputs, which measured 2-30x slower. From the first layer on a small feature
+    map to the end everything is one computation: recomputation is cheap there, and the
+    saved dispatches matter more.
     """
-    t = None
-    n_relu = 0
-    for op in ops[1:]:
-        name = op[0]
-        if name in ("conv", "dense"):
-            if name == "conv":
-                _, k, w_var, b_var, param, fan_in = op
-                linear = functools.partial(_conv_unscaled, k=k)
-            else:
-                _, w_var, b_var, param, fan_in = op
-                linear = lambda z: z  # noqa: E731
-            s, t = _affine(s, t, w_var, b_var, param, fan_in, linear)
-            t = t if get_ntk else None
-        elif name == "relu":
-            r, inv_r = roots(n_relu, s)
-            s, t = _relu(s, t, r, inv_r)
-            n_relu += 1
-        elif name == "pool":
-            s = _pool(s, op[1])
-            t = None if t is None else _pool(t, op[1])
-        elif name == "gap":
-            s = s.mean(axis=(0, 1, 2, 3))
-            t = None if t is None else t.mean(axis=(0, 1, 2, 3))
-        elif name == "flatten":
-            s = _flatten(s)
-            t = None if t is None else _flatten(t)
-    return s, t
+    runs = []
+    h, w = (in_shape[0], in_shape[1]) if len(in_shape) == 3 else (1, 1)
+    for pos, op in enumerate(ops[1:]):
+        if h * w <= _FUSE_MAX_PIXELS:
+            runs.append(tuple(ops[1 + pos:]))
+            break
+        runs.append((op,))
+        if op[0] == "pool":
+            h, w = h // op[1], w // op[1]
+        elif op[0] in ("gap", "flatten"):
+            h = w = 1
+    return tuple(runs)
 
 
-def _sqrt_and_inverse(q):
-    root = jnp.sqrt(q)
-    return root, jnp.where(q > 0, 1.0 / jnp.where(q > 0, root, 1.0), 0.0)
+def _run_segment(segment, get_ntk, k_arr, roots, i, j):
+    """Apply the ops of ``segment`` to the pair state ``K`` of tile (i, j).
+
+    ``roots``: for each ReLU of the segment, ``(q1, 1/√q1, q2, 1/√q2)`` of all tiles
+    (``[T, H, W, b]`` or ``[T, b]``); ``i`` and ``j`` select the tiles of this pair tile.
+    """
+    roots = list(roots)
+    for op in segment:
+        if op[0] == "affine_relu":
+            q1, i1, q2, i2 = roots.pop(0)
+            k_arr = _apply(op, get_ntk, k_arr, lambda s: (_outer(q1[i], q2[j]), _outer(i1[i], i2[j])))
+        else:
+            k_arr = _apply(op, get_ntk, k_arr)
+    return k_arr
+
+
+def _run_diag_segment(segment, get_ntk, k_arr):
+    """Like :func:`_run_segment` for a tile of images with themselves (tile (i, i)): each
+    ReLU reads q off the diagonal of the tile's own Σ. Also returns, for each ReLU of the
+    segment, ``(q, 1/√q)`` (``[H, W, b]`` or ``[b]``) for the other tiles. Because the tile
+    uses the very numbers it hands on, K(x, x) has q q' - Σ² = 0 exactly where ρ = 1."""
+    recorded = []
+
+    def roots(s):
+        q, inv = _with_inverse_root(_pair_diagonal(s))
+        recorded.append((q, inv))
+        return _outer(q, q), _outer(inv, inv)
+
+    for op in segment:
+        k_arr = _apply(op, get_ntk, k_arr, roots)
+    return k_arr, recorded
+
+
+def _run_self_segment(segment, k_arr):
+    """Like :func:`_run_diag_segment` for the self covariances ``K[1, a, c, b, d, i]`` of
+    single images (NNGP only): O(n) instead of a tile per b images."""
+    recorded = []
+
+    def roots(s):
+        q, inv = _with_inverse_root(_self_diagonal(s))
+        recorded.append((q, inv))
+        if s.ndim == 1:
+            return q * q, inv * inv
+        return q[:, None, :, None] * q[None, :, None, :], inv[:, None, :, None] * inv[None, :, None, :]
+
+    for op in segment:
+        k_arr = _apply(op, False, k_arr, roots)
+    return k_arr, recorded
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted(kind, *static):
+    """jit-compiled steps, cached by their static arguments."""
+    fns = {"segment": _run_segment, "diag_segment": _run_diag_segment, "self_segment": _run_self_segment,
+           "input_pair": _input_pair, "input_self": _input_self}
+    return jax.jit(functools.partial(fns[kind], *static))
+
+
+def _n_relu(ops):
+    return sum(op[0] == "affine_relu" for op in ops)
 
 
 def _self_variances(ops, x):
-    """Per-image ReLU input variances: ``x (n, *in) -> tuple over ReLUs of (n, H_l, W_l) or (n,)``.
+    """ReLU input variances of single images: ``x (b, *in)`` -> one ``(q, 1/√q)`` pair per
+    ReLU layer, each ``[H_l, W_l, b]`` (or ``[b]``), from the NNGP recursion on the full
+    pixel-pair self covariance ``K[1, a, c, b, d, i] = Σ(x_i, x_i)``."""
+    k_arr = _jitted("input_self", *ops[0][1:])(x)
+    out = []
+    for segment in _segments(ops, x.shape[1:]):
+        if len(out) == _n_relu(ops):  # the layers after the last ReLU do not matter here
+            break
+        k_arr, roots = _jitted("self_segment", segment)(k_arr)
+        out += roots
+    return out
 
-    Runs the NNGP recursion on the full pixel-pair self covariance Σ(x, x) ``[a, c, b, d, i]``
-    and records q[a, b, i] = Σ(x, x)[a, a, b, b, i] at every ReLU input.
+
+def _diag_tile(ops, in_shape, get_ntk, x, i):
+    """Tile (i, i) of x with itself: ``(K [m, b, b], [(q, 1/√q) per ReLU])``."""
+    k_arr = _jitted("input_pair", *ops[0][1:])(x, x, i, i)
+    out = []
+    for segment in _segments(ops, in_shape):
+        k_arr, roots = _jitted("diag_segment", segment, get_ntk)(k_arr)
+        out += roots
+    return k_arr, out
+
+
+def _pair_tile(ops, in_shape, get_ntk, x1, x2, roots1, roots2, i, j):
+    """The state after the last layer for the pairs of tile (i, j): ``[m, b1, b2]``.
+
+    ``x1 [T1, b1, *in]`` and ``roots1`` (per ReLU, ``(q, 1/√q)`` each ``[T1, H, W, b1]``)
+    hold all tiles of x1 on the device; ``i`` selects one (likewise for x2, ``j``). Each
+    segment is one asynchronous dispatch of a compiled computation.
     """
-    spatial = ops[0][1]
-    c = x.shape[-1]
-    if spatial:
-        s = jnp.einsum("iabk,icdk->acbdi", x, x, precision=_HIGHEST) / c
-    else:
-        s = jnp.sum(x * x, axis=-1) / c
-    recorded = []
-
-    def roots(_, s):
-        q = _diag(s) if s.ndim > 1 else s        # [H, W, i] or [i]
-        recorded.append(jnp.moveaxis(q, -1, 0))
-        if s.ndim == 1:
-            return _sqrt_and_inverse(q * q)
-        r, inv = _sqrt_and_inverse(q)
-        return r[:, None, :, None] * r[None, :, None, :], inv[:, None, :, None] * inv[None, :, None, :]
-
-    _run(ops, False, s, roots)
-    return tuple(recorded)
+    k_arr = _jitted("input_pair", *ops[0][1:])(x1, x2, i, j)
+    n_relu = 0
+    for segment in _segments(ops, in_shape):
+        k = _n_relu(segment)
+        step = _jitted("segment", segment, get_ntk)
+        if k:
+            roots = tuple(roots1[r] + roots2[r] for r in range(n_relu, n_relu + k))
+            k_arr = step(k_arr, roots, i, j)
+        else:
+            k_arr = step(k_arr, (), None, None)
+        n_relu += k
+    return k_arr
 
 
-def _pair_tile(ops, get, x1, x2, qs1, qs2):
-    """The kernels of all pairs of a tile: ``x1 (b1, *in), x2 (b2, *in)`` and their ReLU
-    variances ``qs (b, H_l, W_l)`` -> a tuple over ``get`` of ``(b1, b2)`` matrices."""
-    spatial = ops[0][1]
-    c = x1.shape[-1]
-    if spatial:
-        s = jnp.einsum("iabk,jcdk->acbdij", x1, x2, precision=_HIGHEST) / c
-    else:
-        s = jnp.einsum("ik,jk->ij", x1, x2, precision=_HIGHEST) / c
-
-    def roots(idx, s):
-        (r1, i1), (r2, i2) = _sqrt_and_inverse(qs1[idx]), _sqrt_and_inverse(qs2[idx])
-        if s.ndim == 2:
-            return r1[:, None] * r2[None, :], i1[:, None] * i2[None, :]
-        # (b, H, W) -> [a, c, b, d, i, j] products
-        def outer(v1, v2):
-            v1 = jnp.transpose(v1, (1, 2, 0))[:, None, :, None, :, None]
-            v2 = jnp.transpose(v2, (1, 2, 0))[None, :, None, :, None, :]
-            return v1 * v2
-        return outer(r1, r2), outer(i1, i2)
-
-    s, t = _run(ops, "ntk" in get, s, roots)
-    return tuple(s if g == "nngp" else t for g in get)
-
-
-_self_variances_jit = jax.jit(_self_variances, static_argnums=(0,))
-_pair_tile_jit = jax.jit(_pair_tile, static_argnums=(0, 1))
+def _stack_roots(per_tile):
+    """``[tile][relu] (q, 1/√q)`` -> ``[relu] (q [T, ...], 1/√q [T, ...])`` on the device
+    (stacked on the host: small arrays, and no compilation per shape as for ``jnp.stack``)."""
+    return [tuple(jnp.asarray(np.stack([np.asarray(tile[r][k]) for tile in per_tile])) for k in range(2))
+            for r in range(len(per_tile[0]))]
 
 
 # --------------------------------------------------------------------------- driver
@@ -419,18 +608,23 @@ def _x64_scope(dtype):
     return ctx(True)
 
 
-def _pad_to(x, size):
-    """Pad the leading axis of ``x`` to ``size`` rows by repeating the last row."""
-    if x.shape[0] == size:
-        return x
-    return np.concatenate([x, np.repeat(x[-1:], size - x.shape[0], axis=0)])
+def _tiles_of(x, bs):
+    """``(n, *rest) -> (T, bs, *rest)``, padding the last tile by repeating the last row."""
+    n = len(x)
+    t = -(-n // bs)
+    if t * bs != n:
+        x = np.concatenate([x, np.repeat(x[-1:], t * bs - n, axis=0)])
+    return x.reshape((t, bs) + x.shape[1:])
 
 
 def _auto_batch_size(in_shape):
-    if len(in_shape) == 3:
-        per_pair = (in_shape[0] * in_shape[1]) ** 2
-        return max(1, int(math.isqrt(max(1, _TILE_ELEMENTS // per_pair))))
-    return 256
+    """Images per tile side: about ``_TILE_ELEMENTS`` pair elements per tile (a few MiB, so a
+    layer's input and output stay in cache); 1 when that would give fewer than 4 (tiny
+    innermost (i, j) axes vectorise badly: 2 x 2 tiles measured ~2.5x slower than 1 x 1)."""
+    if len(in_shape) != 3:
+        return 512
+    b = math.isqrt(max(1, _TILE_ELEMENTS // (in_shape[0] * in_shape[1]) ** 2))
+    return b if b >= 4 else 1
 
 
 def infinite_ntk(arch, x1, x2=None, *, batch_size=None, dtype=np.float64, get="ntk", progress=None):
@@ -446,7 +640,7 @@ def infinite_ntk(arch, x1, x2=None, *, batch_size=None, dtype=np.float64, get="n
       x2: ``(n2, ...)`` like ``x1``, or None for ``x1`` against itself (then only the tiles on
         and above the diagonal are computed, and the result is exactly symmetric).
       batch_size: images per tile side (a tile is ``batch_size x batch_size`` pairs); None
-        picks one from the image size (~2**20 pixel-pair elements per tile).
+        picks one from the image size.
       dtype: ``np.float64`` (default; x64 is enabled only inside this call) or
         ``np.float32``.
       get: ``"ntk"``, ``"nngp"``, or a tuple of them (then a tuple of matrices is returned).
@@ -464,12 +658,12 @@ def infinite_ntk(arch, x1, x2=None, *, batch_size=None, dtype=np.float64, get="n
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     x1 = np.asarray(x1, dtype)
-    symmetric = x2 is None
-    x2 = x1 if symmetric else np.asarray(x2, dtype)
+    x2 = x1 if x2 is None else np.asarray(x2, dtype)
+    symmetric = x2 is x1 or (x2.shape == x1.shape and np.array_equal(x1, x2))
     if x1.shape[1:] != x2.shape[1:]:
         raise ValueError(f"x1 and x2 differ in per-example shape: {x1.shape[1:]} vs {x2.shape[1:]}")
     try:
-        ops = _plan(arch, x1.shape[1:])
+        ops = _kernel_ops(_plan(arch, x1.shape[1:]))
     except _Unsupported as e:
         raise ValueError(f"fast_ntk cannot compute this kernel: {e}") from None
     n1, n2 = len(x1), len(x2)
@@ -480,47 +674,60 @@ def infinite_ntk(arch, x1, x2=None, *, batch_size=None, dtype=np.float64, get="n
     b1, b2 = min(b, n1), min(b, n2)
     if symmetric:
         b1 = b2 = min(b1, b2)
+    get_ntk = "ntk" in gets
 
+    in_shape = x1.shape[1:]
     with _x64_scope(dtype):
-        def variances(x, bs):
-            chunks = [_self_variances_jit(ops, jnp.asarray(_pad_to(x[i:i + bs], bs)))
-                      for i in range(0, len(x), bs)]
-            return [np.concatenate([np.asarray(c[r]) for c in chunks])
-                    for r in range(len(chunks[0]))] if chunks[0] else []
-
-        qs1 = variances(x1, b1)
-        qs2 = qs1 if symmetric else variances(x2, b2)
-        starts1, starts2 = range(0, n1, b1), range(0, n2, b2)
-        tiles = [(i, j) for i in starts1 for j in starts2 if not symmetric or j >= i]
-        if progress is None:
-            progress = len(tiles) >= _PROGRESS_MIN_TILES
-        if progress:
+        x1_host, x2_host = _tiles_of(x1, b1), _tiles_of(x2, b2)
+        x1t = jnp.asarray(x1_host)
+        x2t = x1t if symmetric else jnp.asarray(x2_host)
+        t1, t2 = x1t.shape[0], x2t.shape[0]
+        index = [jnp.asarray(t, jnp.int32) for t in range(max(t1, t2))]
+        tiles = [(i, j) for i in range(t1) for j in range(t2) if not symmetric or j > i]
+        n_tiles = len(tiles) + (t1 if symmetric else 0)
+        bar = None
+        if progress or (progress is None and n_tiles >= _PROGRESS_MIN_TILES):
             from tqdm.auto import tqdm
-            tiles = tqdm(tiles, desc="infinite NTK tiles", unit="tile")
+            bar = tqdm(total=n_tiles, desc="infinite NTK tiles", unit="tile")
 
-        def args(x, qs, start, bs):
-            sl = slice(start, start + bs)
-            return (jnp.asarray(_pad_to(x[sl], bs)), tuple(jnp.asarray(_pad_to(q[sl], bs)) for q in qs))
-
-        pending = None  # dispatch one tile ahead of the host copy, so the CPU never idles
-
-        def collect(item):
-            (i, j), res = item
-            m1, m2 = min(b1, n1 - i), min(b2, n2 - j)
-            for o, r in zip(out, res):
-                block = np.asarray(r)[:m1, :m2]
-                o[i:i + m1, j:j + m2] = block
+        def collect(i, j, k_arr):
+            k_arr = np.asarray(k_arr)
+            r1, r2 = i * b1, j * b2
+            m1, m2 = min(b1, n1 - r1), min(b2, n2 - r2)
+            for o, g in zip(out, gets):
+                block = k_arr[1 if g == "ntk" else 0, :m1, :m2]
+                if symmetric and i == j:
+                    block = (block + block.T) * 0.5
+                o[r1:r1 + m1, r2:r2 + m2] = block
                 if symmetric and j != i:
-                    o[j:j + m2, i:i + m1] = block.T
+                    o[r2:r2 + m2, r1:r1 + m1] = block.T
+            if bar is not None:
+                bar.update(1)
 
-        for i, j in tiles:
-            xa, qa = args(x1, qs1, i, b1)
-            xb, qb = args(x2, qs2, j, b2)
-            res = _pair_tile_jit(ops, gets, xa, xb, qa, qb)
+        pending = None  # collect each tile after dispatching the next, so the device never idles
+
+        def submit(i, j, k_arr):
+            nonlocal pending
             if pending is not None:
-                collect(pending)
-            pending = ((i, j), res)
-        collect(pending)
-    if symmetric:  # diagonal tiles: make them exactly symmetric as well
-        out = tuple((o + o.T) * 0.5 for o in out)
+                collect(*pending)
+            pending = (i, j, k_arr)
+
+        if symmetric:
+            # Diagonal tiles first: they are part of the result and hand on the ReLU variances.
+            per_tile = []
+            for i in range(t1):
+                k_arr, roots = _diag_tile(ops, in_shape, get_ntk, x1t, index[i])
+                per_tile.append(roots)
+                submit(i, i, k_arr)
+            roots1 = roots2 = _stack_roots(per_tile) if _n_relu(ops) else []
+        else:
+            roots1, roots2 = ([] if not _n_relu(ops) else
+                              _stack_roots([_self_variances(ops, jnp.asarray(tile)) for tile in xt])
+                              for xt in (x1_host, x2_host))
+        for i, j in tiles:
+            submit(i, j, _pair_tile(ops, in_shape, get_ntk, x1t, x2t, roots1, roots2, index[i], index[j]))
+        if pending is not None:
+            collect(*pending)
+        if bar is not None:
+            bar.close()
     return out[0] if single else out

@@ -91,8 +91,8 @@ def _value_errors(name, value):
     from ntk_utils import data
     if name in ("task", "svhn_task", "svhn_fallback_task") and value not in data.TASKS:
         return f"unknown task {value!r}; tasks: {sorted(data.TASKS)}"
-    if name == "image_size" and value not in (8, 16, 32):
-        return "image_size must be 8, 16 or 32"
+    if name == "image_size" and value not in (4, 8, 16, 32):
+        return "image_size must be 4, 8, 16 or 32"
     if name == "n_values" and not (_positive_int_list(value) and value == sorted(set(value))):
         return "n_values must be an increasing list of positive integers"
     if name == "seeds" and not (isinstance(value, list) and value and all(isinstance(s, int) for s in value)):

@@ -36,7 +36,7 @@ class TrainingDiverged(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    lr: float = 0.05
+    lr: float = 2.0                       # NTK parameterization: O(1) rates (standard param.: ~0.05)
     momentum: float = 0.9                 # 0 = plain SGD
     batch_size: Optional[int] = 128       # None = full-batch gradient descent
     epochs: float = 40

@@ -69,7 +69,7 @@ def test_empirical_ntk_symmetric_psd_and_tiling_invariant():
     np.testing.assert_allclose(k, k_one_tile, rtol=1e-4, atol=1e-6)
 
 
-def test_implementations_agree():
+def test_implementations_agree(monkeypatch):
     arch = models.myrtle(5, 8)
     x = _images(4, 4)
     params = models.flax_model(arch).init(jax.random.PRNGKey(0), x)
@@ -79,6 +79,9 @@ def test_implementations_agree():
     k0 = kernels.empirical_ntk(apply, params, x, implementation=0)   # plain jax, no neural-tangents
     np.testing.assert_allclose(k1, k3, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(k1, k0, rtol=1e-4, atol=1e-6)
+    monkeypatch.setattr(kernels, "JACOBIAN_BYTES", 0)                  # Jacobians "do not fit": tiles
+    k0_tiled = kernels.empirical_ntk(apply, params, x, implementation=0, batch_size=3)
+    np.testing.assert_allclose(k1, k0_tiled, rtol=1e-4, atol=1e-6)
 
 
 def _mean_entk_error(depth_width, x, kinf, inits):

@@ -58,7 +58,7 @@ def test_training_cache_returns_identical_result(tmp_path, monkeypatch):
 def test_loss_decreases_on_real_cifar(real_data_dir):
     from ntk_utils import data
     x, y, xt, yt = data.load_task("cifar10-pair", 256, 256, image_size=8, data_dir=real_data_dir)
-    cfg = train.TrainConfig(lr=0.05, batch_size=64, epochs=15, min_steps=0, eval_every=4)
+    cfg = train.TrainConfig(lr=2.0, batch_size=64, epochs=30, min_steps=0, eval_every=4)
     out = train.train(models.myrtle(5, 16), x, y, cfg, progress=False, use_cache=False)
     assert out.history["loss"][-1] < 0.6 * out.history["loss"][0]
     assert regression.test_error(train.predict(models.myrtle(5, 16), out.params, xt), yt) < 0.35

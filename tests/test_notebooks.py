@@ -1,0 +1,63 @@
+"""Every notebook executes under papermill through the grid runner with tiny parameters.
+
+Real CIFAR-10 where ../shared/data/cifar10 is present, else the generated `synthetic-bin` task.
+"""
+import json
+import pathlib
+
+import pytest
+import yaml
+
+from ntk_utils import grid
+from tests.conftest import ROOT, SHARED_CIFAR
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory, request):
+    tmp = tmp_path_factory.mktemp("ci_grid")
+    spec = yaml.safe_load((ROOT / "parameters" / "ci.yaml").read_text())
+    mp = pytest.MonkeyPatch()
+    if (SHARED_CIFAR / "materialize.py").exists():
+        mp.setenv("NTK_DATA_DIR", str(request.getfixturevalue("real_data_dir")))
+    else:
+        spec["defaults"]["task"] = "synthetic-bin"
+        spec["notebooks"]["primer"]["task"] = "synthetic-bin"
+        spec["notebooks"]["02_width"].update(svhn_task="synthetic-bin", svhn_fallback_task="synthetic-bin")
+    mp.setenv("NTK_CACHE_DIR", str(tmp / "cache"))
+    grid_file = tmp / "ci.yaml"
+    grid_file.write_text(yaml.safe_dump(spec))
+    failed = grid.run(grid_file, root=tmp / "outputs")
+    yield tmp / "outputs" / "ci", failed, grid.load_grid(grid_file)[1]
+    mp.undo()
+
+
+def test_no_cell_failed(ci_run):
+    out, failed, cells = ci_run
+    failed_logs = {f: sorted(p.name for p in (out / (f + ".failed")).glob("*")) for f in failed if "/" in f}
+    assert failed == [], failed_logs
+
+
+@pytest.mark.parametrize("notebook", ["primer", "01_data_scaling", "02_width", "03_hyperparameters",
+                                      "04_after_kernel", "05_kernel_dynamics"])
+def test_notebook_wrote_results_and_figures(ci_run, notebook):
+    out, _, cells = ci_run
+    for cell in [c for c in cells if c.notebook == notebook]:
+        folder = out / cell.notebook / cell.name
+        record = json.loads((folder / "results.json").read_text())
+        assert record["parameters"]["n_test"] == cell.parameters["n_test"]
+        assert {"versions", "device", "git_commit", "wall_seconds"} <= set(record["meta"])
+        assert record["run"]["fingerprint"] == cell.fingerprint
+        verdicts = record["results"]["verdicts"]
+        assert verdicts and all(v[0] in ("held", "direction only", "not held") for v in verdicts.values())
+        assert list(folder.glob("*.png")), f"{cell.id} drew no figure"
+        assert (folder / "notebook.ipynb").exists()
+        for fit in record["results"].get("fits", {}).values():   # fitted exponents are numbers
+            assert all(isinstance(fit[k], float) for k in ("alpha", "alpha_low", "alpha_high"))
+
+
+def test_summary_collects_every_cell(ci_run):
+    out, _, cells = ci_run
+    summary = json.loads((out / "figures" / "summary.json").read_text())
+    assert len(summary["cells"]) == len(cells)
+    assert (out / "figures" / "figure1.png").exists()
+    assert summary["exponents"] and summary["claims"]
