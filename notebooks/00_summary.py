@@ -30,7 +30,7 @@ import os
 
 import numpy as np
 
-from ntk_utils import plotting, results
+from ntk_utils import plotting, results, scaling
 
 _before_parameters = set(globals())
 
@@ -62,9 +62,8 @@ a = first("01_data_scaling", "curves")
 if a:
     n_values = a["results"]["n_values"]
     for name, err in a["results"]["curves"].items():
-        fit = a["results"]["fits"][name]
-        plotting.scaling_curve(ax_a, n_values, np.array(err), f"{name} (α={fit['alpha']:.2f})",
-                               color=plotting.COLORS.get(name))
+        fit = scaling.PowerLawFit(**a["results"]["fits"][name])
+        plotting.scaling_curve(ax_a, n_values, np.array(err), name, fit, color=plotting.COLORS.get(name))
     ax_a.set_title(f"A: data scaling ({a['parameters']['task']})")
 else:
     ax_a.text(0.5, 0.5, "01_data_scaling not run yet", ha="center", transform=ax_a.transAxes)
@@ -83,7 +82,7 @@ if c:
     ax_c.plot(f1c["t"], f1c["kernel_error"], "o-", label="eNTK K^t fitted on train set")
     ax_c.plot(f1c["t"], f1c["network_error"], "s--", label="network at time t")
     ax_c.axhline(f1c["entk_init_error"], color="gray", ls=":", label="eNTK at init")
-    ax_c.set(xscale="symlog", xlabel="training step t", ylabel="test error", title="C: kernel dynamics")
+    ax_c.set(xscale="log", xlabel="training step t", ylabel="test error", title="C: kernel dynamics")
 else:
     ax_c.text(0.5, 0.5, "05_kernel_dynamics not run yet", ha="center", transform=ax_c.transAxes)
 plotting.finish(fig, os.path.join(output_dir, "figure1.png"))

@@ -1,75 +1,86 @@
 """The infinite-width NTK / NNGP of conv / pool / ReLU networks as batched array products.
 
-``infinite_ntk(arch, x1, x2)`` returns the same matrix as neural-tangents'
-``stax_kernel_fn(arch)(x1, x2, "ntk")`` (see :mod:`ntk_utils.models`), several times faster on
-CPU, and without importing neural-tangents or flax: it uses only public jax APIs present both
-in jax 0.5.3 and in current jax, so it also runs on a GPU image where neural-tangents cannot
-be imported.
+``infinite_ntk(arch, x1, x2)`` returns the matrix that neural-tangents'
+``ntk_utils.models.stax_kernel_fn(arch)(x1, x2, "ntk")`` returns, 5-10x faster on CPU
+(float32; see "Precision" below), without importing neural-tangents or flax: only public jax
+APIs that exist both in jax 0.5.3 and in current jax, so it also runs on a GPU image where
+neural-tangents cannot be imported. ``supports(arch)`` says whether an architecture is covered.
 
 The recursion
 -------------
-For one input pair (x, x') of ``H x W`` images the network's infinite-width kernels are kept
-as pixel-pair tensors ``Σ[a, c, b, d]`` and ``Θ[a, c, b, d]``: the NNGP and NTK between pixel
-(a, b) of x and pixel (c, d) of x' (rows a, c; columns b, d). Read as an ``(H·H) x (W·W)``
-matrix with rows (a, c) and columns (b, d), every linear layer acts on the rows and on the
-columns separately::
+For one input pair (x, x') of ``H x W`` images the kernels are pixel-pair tensors
+``Σ[a, c, b, d]`` and ``Θ[a, c, b, d]``: NNGP and NTK between pixel (a, b) of x and pixel
+(c, d) of x'. Read as an ``(H·H) x (W·W)`` matrix with rows (a, c) and columns (b, d), each
+linear layer acts on rows and columns separately::
 
-    input        Σ = <x[a, b, :], x'[c, d, :]> / C,                    Θ = 0
-    Conv(k)      Σ' = W_std² · S_H Σ S_Wᵀ + b_std²,                    Θ' = W_std² · S_H Θ S_Wᵀ + Σ'
+    input        Σ = <x[a, b, :], x'[c, d, :]> / C,                     Θ = 0
+    Conv(k)      Σ' = W_std² · S_H Σ S_Wᵀ + b_std²,                     Θ' = W_std² · S_H Θ S_Wᵀ + Σ'
                  S_H[(a, c), (a', c')] = (1/k) Σ_δ [a' = a + δ][c' = c + δ]
-                 (joint shift δ of both indices, δ ∈ [-(k-1)//2, k//2], zero padding: SAME)
+                 (a joint shift δ of both indices, δ ∈ [-(k-1)//2, k//2], zero padding: SAME)
     AvgPool(w)   Σ' = P_H Σ P_Wᵀ,  P_H[(a', c'), (a, c)] = [a // w = a'][c // w = c'] / w²
     ReLU         ρ = Σ / √(q q'),  θ = arccos ρ,
-                 Σ' = √(q q') (sin θ + (π - θ) cos θ) / 2π,            Θ' = Θ (π - θ) / 2π
+                 Σ' = (√(q q' - Σ²) + (π - θ) Σ) / 2π,                  Θ' = Θ (π - θ) / 2π
                  with the per-pixel variances q[a, b] = Σ(x, x)[a, a, b, b], q'[c, d] = Σ(x', x')[c, c, d, d]
-    GlobalAvgPool  Σ' = mean over all (a, c, b, d)          (likewise Θ)
-    Flatten        Σ' = mean over the diagonal a = c, b = d  (likewise Θ)
-    Dense        Σ' = W_std² Σ + b_std²,                               Θ' = W_std² Θ + Σ'
+    GlobalAvgPool  Σ' = mean over all (a, c, b, d)           (likewise Θ)
+    Flatten        Σ' = mean over the diagonal a = c, b = d   (likewise Θ)
+    Dense        Σ' = W_std² Σ + b_std² (per pixel pair),                Θ' = W_std² Θ + Σ'
 
-(NTK parameterization; in the standard parameterization the Θ update is
-``Θ' = fan_in · Σ_unscaled + W_std² Θ_unscaled (+ 1 with biases)`` where ``Σ_unscaled`` is the
-conv/dense image of Σ before the ``W_std²`` factor, and ``fan_in`` = C_in·k² for Conv and
-C_in for Dense: the finite widths of the :class:`~ntk_utils.models.Arch` enter, exactly as in
-neural-tangents.) These are neural-tangents' conventions term by term (its conv filter is the
-diagonal ``1/k`` filter on each axis pair, the ReLU is its ``ABRelu(0, 1)`` with the
-``atan2`` form and θ = π/2 where Σ = q q' = 0, Flatten is the mean over diagonal pixel pairs).
-
-The ReLU needs the per-pixel self variances q(x) of every ReLU layer. Because average pooling
-mixes neighbouring pixels' covariances, these come from the full pixel-pair *self*
-covariance Σ(x, x) — computed once per image (cost O(n)), not once per pair.
+That is the NTK parameterization; in the standard one ``Θ' = fan_in · Σ_lin + W_std² Θ_lin
+(+ 1 with biases)``, with ``Σ_lin`` the layer's linear image of Σ before the ``W_std²`` factor
+and ``fan_in`` = C_in·k² (Conv) or C_in (Dense): the finite widths of the ``Arch`` enter, as
+in neural-tangents. These are neural-tangents' conventions term by term: its conv filter is
+the diagonal ``1/k`` filter on each axis pair, its ReLU is ``ABRelu(0, 1)`` with θ = π/2
+where q q' = 0, its Flatten is the mean over diagonal pixel pairs, its input covariance
+divides by C, and the readout ``Dense(1)`` is an ordinary Dense layer. The ReLU needs q, which
+come from the full pixel-pair *self* covariance Σ(x, x) (average pooling mixes neighbouring
+pixels' covariances): computed once per image, O(n), not once per pair.
 
 Implementation
 --------------
-Pairs are processed in tiles of ``batch_size x batch_size`` images (leading axes ``(i, j)``
-of every tensor, so each layer is one batched array operation over the tile), jit-compiled
-once per (architecture, tile shape, dtype); the last, partial tiles are padded by repeating
-an image so no shape recompiles. With ``x2=None`` only the tiles on and above the diagonal
-are computed and the rest mirrored. The shift matrices ``S`` are banded (k non-zeros per
-row), so the convolution is applied as k shifted slices summed per axis pair (O(k·H²W²) per
-pair) rather than as a dense ``(H²)x(H²)`` product (O(H⁴W²)); measured on the 2-core CPU at
-16x16 the dense product was ~9x slower and at 8x8 about equal (see
-``benchmarks/bench_infinite_ntk.py``). Average pooling is a reshape-and-mean (the product
-with ``P`` without its zeros). Contractions use ``Precision.HIGHEST`` so that float32 stays
-float32 on GPUs (no TF32).
+* Tiles. Pairs are computed in tiles of ``b1 x b2`` images. The state of a tile is one array
+  ``K[m, a, c, b, d, i, j]`` (m = 1: Σ; m = 2: Σ and Θ; pixel axes first, pair axes last),
+  ``K[m, i, j]`` after GlobalAvgPool / Flatten. ``batch_size=None`` picks ~2**18 pair-pixel
+  elements per tile (8x8 images: 8 x 8 tiles; from 16x16 on: 1 x 1).
+* Convolution. S is banded (k non-zeros per row), so ``S_H K S_Wᵀ`` is applied as k shifted,
+  zero-padded slices on the (a, c) axes and then k on the (b, d) axes: O(k H²W²) per pair
+  instead of the O(H⁴W²) of a dense product. Average pooling is a reshape-and-mean (the
+  product with P without its zeros). Each Conv's affine part (W_std², b_std², the Θ mixing)
+  is moved forward into the next ReLU (:func:`_kernel_ops`): one elementwise pass.
+* One compiled computation per layer (on maps > 16 px): XLA's CPU fusion would otherwise
+  recompute a ReLU for each of the k shifted reads of the next convolution, 2-30x slower
+  (measured); :func:`_segments`. Each layer is an asynchronous jit dispatch.
+* ReLU. ``arccos`` is a polynomial (:func:`_acos_coefficients`; XLA's CPU ``atan2`` costs
+  ~16 ns an element, more than all the rest), and 1 - |ρ| is computed as
+  ``(√(q q') - |Σ|) / √(q q')``, exactly 0 where an image meets itself at the same pixel:
+  θ ≈ √(2(1 - ρ)) turns any round-off there into large errors on K(x, x) (float32: 1e-4).
+* Symmetric case (``x2`` None or equal to ``x1``): the diagonal tiles (i, i) come first and
+  read q off their own Σ, so K(x, x) is exact; only tiles j > i follow, mirrored. Otherwise
+  q comes from a per-image self recursion (O(n)); the rest is the same.
+* Contractions use ``Precision.HIGHEST`` (float32 stays float32 on GPUs, no TF32).
 
-Precision and XLA settings (measured on a 2-core AMD EPYC CPU, Myrtle-5, jax 0.5.3)
---------------------------------------------------------------------------------------
-* ``dtype=np.float64`` (default): ~1e-15 agreement with neural-tangents in float64. float32
-  runs about as fast on CPU here (the work is elementwise, memory bound) but loses ~1e-6
-  relative accuracy near ρ = 1 (θ = arccos ρ is ill-conditioned there), so float64 is the
-  default; float32 agrees with neural-tangents' float64 kernel to ~1e-6 relative and halves
-  memory (use it on GPUs, where float64 is slow).
-* float64 needs jax's x64 mode. It is switched on only for the duration of the call, through
-  the public context manager ``jax.enable_x64`` (jax >= 0.8) or ``jax.experimental.enable_x64``
-  (older jax, where it is not deprecated); the caller's global setting is left alone.
-* ``XLA_FLAGS=--xla_cpu_use_thunk_runtime=false`` (which speeds neural-tangents' float32
-  conv kernels up ~2.5x on jax 0.5.3) makes no useful difference for this engine, and the flag
-  does not exist in current jax, so nothing is set here.
+Precision and XLA settings (2-core AMD EPYC, jax 0.5.3; ``benchmarks/bench_infinite_ntk.py``)
+-------------------------------------------------------------------------------------------
+* ``dtype=np.float32`` is the default. Myrtle-5, seconds per 1000 entries against
+  neural-tangents' fastest CPU configuration (float64; its float32 is 1.5-3x slower even
+  with ``--xla_cpu_use_thunk_runtime=false``), one run of the benchmark: float32 0.028 vs
+  0.27 at 8x8 (9.6x), 1.2 vs 6.2 at 16x16 (5.2x), 13 vs 127 at 32x32 (9.6x); float64 is
+  2.6-3.2x faster than neural-tangents, i.e. 2-4x slower than our float32 (memory traffic,
+  the degree-18 instead of degree-9 polynomial, and page faults on 16 MiB arrays at 32x32).
+* float32 agrees with neural-tangents' float64 kernel to 1-4e-7 of the largest entry (and
+  better than neural-tangents' own float32 on K(x, x)); float64 to ~1e-15. float32 is what
+  neural-tangents computes by default too, and what a GPU prefers; ask for float64 when a
+  downstream solve needs it.
+* float64 needs jax's x64 mode. It is switched on only inside the call, through the public
+  context manager ``jax.enable_x64`` (jax >= 0.8) or ``jax.experimental.enable_x64`` (older
+  jax, where it is not deprecated); the caller's global setting is left alone.
+* No XLA flags: ``--xla_cpu_use_thunk_runtime=false`` (which speeds neural-tangents' float32
+  up ~2.5x), ``--xla_cpu_prefer_vector_width=512`` and fast-math made no measurable
+  difference here, and such flags cannot be set by a library once jax has started.
 
-Only public jax APIs are used (no ``jax._src``), and neither neural-tangents nor flax is
-imported; layer specs are recognised by class name, so ``ntk_utils.models`` is not needed
-either.
+Layer specs are recognised by class name, so neither ``ntk_utils.models`` (flax) nor
+neural-tangents is imported.
 """
+import collections
 import contextlib
 import functools
 import math
@@ -84,12 +95,15 @@ _HIGHEST = jax.lax.Precision.HIGHEST
 
 # Pixel-pair elements (b1·b2·H²W²) of a tile when batch_size is chosen automatically.
 _TILE_ELEMENTS = 2 ** 18
+_TILE_ELEMENTS_ACCELERATOR = 2 ** 24  # not measured: no accelerator was available
 # Layers on feature maps of at most this many pixels are compiled together (see _segments).
-_FUSE_MAX_PIXELS = 4
+_FUSE_MAX_PIXELS = 16
 # Input covariances of images with at most this many channels are summed elementwise.
 _INPUT_UNROLL = 8
 # Show a progress bar (tqdm) from this many tiles on, when progress=None.
 _PROGRESS_MIN_TILES = 50
+# Tiles dispatched ahead of the one being copied back to the host.
+_QUEUE = 2
 
 
 # --------------------------------------------------------------------------- planning
@@ -205,8 +219,8 @@ def supports(arch, input_shape=None):
 # array rather than two: XLA's CPU backend computes the shared ReLU angle once for a single
 # output, but ~3x slower for two). Spatial states are laid out pixel axes first, batch axes
 # last: K[m, a, c, b, d, i, j] for a tile of pairs, K[m, a, c, b, d, i] for self covariances
-# (batch last keeps the innermost loops long and contiguous for the shifts below). After
-# GlobalAvgPool / Flatten only K[m, *batch] remains. Θ = 0 is represented by m = 1.
+# (batch last measured 1.5x faster than first for the shifts below; merging (i, j) into one
+# axis 3x slower). After GlobalAvgPool / Flatten only K[m, *batch] remains. Θ = 0 is m = 1.
 
 def _shift(k_arr, delta, axis):
     """``out[.., a, c, ..] = K[.., a + δ, c + δ, ..]`` on axes (axis, axis + 1), 0 outside."""
@@ -231,12 +245,14 @@ def _conv_unscaled(k_arr, k):
 
     Returns:
       ``[m, H, H, W, W, *batch]``: ``(1/k²) Σ_{δ, ε} K[a+δ, c+δ, b+ε, d+ε]`` (zero outside,
-      δ, ε ∈ [-(k-1)//2, k//2]): the banded products with S as k² shifted slices (a padded
-      slice per shift, which XLA fuses into one loop; padding K once instead measured
-      1.4-1.9x slower).
+      δ, ε ∈ [-(k-1)//2, k//2]): the banded products with S as shifted slices, k for the
+      rows and k for the columns (a zero-padded slice per shift; measured on the 2-core CPU
+      this was 1.2x faster than the k² two-axis shifts and 1.4-2.7x faster than padding K
+      once and slicing it).
     """
     deltas = range(-((k - 1) // 2), k // 2 + 1)
-    out = sum(_shift(_shift(k_arr, d, 1), e, 3) for d in deltas for e in deltas)
+    out = sum(_shift(k_arr, d, 1) for d in deltas)       # S_H K: rows (a, c)
+    out = sum(_shift(out, e, 3) for e in deltas)         # (S_H K) S_Wᵀ: columns (b, d)
     return out * (1.0 / (k * k))
 
 
@@ -618,37 +634,45 @@ def _tiles_of(x, bs):
 
 
 def _auto_batch_size(in_shape):
-    """Images per tile side: about ``_TILE_ELEMENTS`` pair elements per tile (a few MiB, so a
-    layer's input and output stay in cache); 1 when that would give fewer than 4 (tiny
-    innermost (i, j) axes vectorise badly: 2 x 2 tiles measured ~2.5x slower than 1 x 1)."""
+    """Images per tile side: about ``_TILE_ELEMENTS`` pair elements per tile on CPU (so a
+    layer's input and output stay in cache), 1 when that would give fewer than 4 (tiny
+    innermost (i, j) axes vectorise badly: 2 x 2 tiles measured ~2.5x slower than 1 x 1);
+    ``_TILE_ELEMENTS_ACCELERATOR`` on GPU / TPU, where each dispatch should carry more work."""
     if len(in_shape) != 3:
         return 512
-    b = math.isqrt(max(1, _TILE_ELEMENTS // (in_shape[0] * in_shape[1]) ** 2))
+    budget = _TILE_ELEMENTS if jax.default_backend() == "cpu" else _TILE_ELEMENTS_ACCELERATOR
+    b = math.isqrt(max(1, budget // (in_shape[0] * in_shape[1]) ** 2))
     return b if b >= 4 else 1
 
 
-def infinite_ntk(arch, x1, x2=None, *, batch_size=None, dtype=np.float64, get="ntk", progress=None):
+def infinite_ntk(arch, x1, x2=None, *, batch_size=None, dtype=np.float32, get="ntk", progress=None):
     """The infinite-width NTK (or NNGP) of ``arch`` between two sets of inputs.
 
-    Equal to ``ntk_utils.models.stax_kernel_fn(arch)(x1, x2, get)`` from neural-tangents
-    (within ~1e-12 relative in float64, ~1e-6 in float32), for the network's scalar output.
+    Equal to ``ntk_utils.models.stax_kernel_fn(arch)(x1, x2, get)`` from neural-tangents,
+    for the network's scalar output: within ~1e-15 (float64) or a few 1e-7 (float32) of its
+    largest entry.
 
     Args:
       arch: an ``ntk_utils.models.Arch`` for which :func:`supports` is True.
-      x1: ``(n1, H, W, C)`` images (NHWC) or ``(n1, d)`` vectors (only for networks without
-        Conv / pooling layers).
-      x2: ``(n2, ...)`` like ``x1``, or None for ``x1`` against itself (then only the tiles on
-        and above the diagonal are computed, and the result is exactly symmetric).
+      x1: ``(n1, H, W, C)`` images (NHWC), or ``(n1, d)`` vectors for networks without
+        Conv / pooling layers.
+      x2: ``(n2, ...)`` like ``x1``, or None for ``x1`` against itself. Then (and when ``x2``
+        equals ``x1``) only the tiles on and above the diagonal are computed, the result is
+        exactly symmetric and K(x, x) is free of the round-off that arccos amplifies at ρ = 1.
       batch_size: images per tile side (a tile is ``batch_size x batch_size`` pairs); None
-        picks one from the image size.
-      dtype: ``np.float64`` (default; x64 is enabled only inside this call) or
-        ``np.float32``.
-      get: ``"ntk"``, ``"nngp"``, or a tuple of them (then a tuple of matrices is returned).
-      progress: show a tqdm progress bar over tiles; None = only when there are many tiles.
+        picks one from the image size (best measured: 8 at 8x8, 1 from 16x16 on).
+      dtype: ``np.float32`` (default, see the module doc) or ``np.float64`` (x64 mode is
+        switched on only inside this call).
+      get: ``"ntk"``, ``"nngp"``, or a tuple of them (then a tuple of matrices is returned;
+        the NNGP alone skips Θ and costs about half).
+      progress: show a tqdm progress bar over tiles; None = only from 50 tiles on.
 
     Returns:
       ``np.ndarray`` of shape ``(n1, n2)`` and dtype ``dtype`` (a tuple of them for a tuple
       ``get``).
+
+    Raises:
+      ValueError: for an architecture :func:`supports` rejects, or bad ``get`` / ``dtype``.
     """
     single = isinstance(get, str)
     gets = (get,) if single else tuple(get)
@@ -704,13 +728,13 @@ def infinite_ntk(arch, x1, x2=None, *, batch_size=None, dtype=np.float64, get="n
             if bar is not None:
                 bar.update(1)
 
-        pending = None  # collect each tile after dispatching the next, so the device never idles
+        pending = collections.deque()  # tiles dispatched but not yet copied back
 
         def submit(i, j, k_arr):
-            nonlocal pending
-            if pending is not None:
-                collect(*pending)
-            pending = (i, j, k_arr)
+            # Dispatch runs ahead of the device by _QUEUE tiles, so that it never idles.
+            pending.append((i, j, k_arr))
+            if len(pending) > _QUEUE:
+                collect(*pending.popleft())
 
         if symmetric:
             # Diagonal tiles first: they are part of the result and hand on the ReLU variances.
@@ -726,8 +750,8 @@ def infinite_ntk(arch, x1, x2=None, *, batch_size=None, dtype=np.float64, get="n
                               for xt in (x1_host, x2_host))
         for i, j in tiles:
             submit(i, j, _pair_tile(ops, in_shape, get_ntk, x1t, x2t, roots1, roots2, index[i], index[j]))
-        if pending is not None:
-            collect(*pending)
+        while pending:
+            collect(*pending.popleft())
         if bar is not None:
             bar.close()
     return out[0] if single else out

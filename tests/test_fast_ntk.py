@@ -22,7 +22,10 @@ def _x64():
 
 def _reference(arch, x1, x2):
     """neural-tangents' (NNGP, NTK) in float64."""
-    neural_tangents()
+    try:
+        neural_tangents()
+    except ImportError as e:  # e.g. a GPU image with a newer jax: fast_ntk runs, the reference not
+        pytest.skip(f"neural-tangents not importable: {e}")
     with _x64():
         nngp, ntk = models.stax_kernel_fn(arch)(np.asarray(x1, np.float64),
                                                 None if x2 is None else np.asarray(x2, np.float64),
@@ -61,7 +64,7 @@ CASES = [
     ("myrtle7-bias", models.myrtle(7, 8, b_std=0.3), (4, 4, 3)),
     ("cnn5", models.cnn5(4), (8, 8, 3)),
     ("myrtle5-standard", models.myrtle(5, 8, parameterization="standard"), (4, 4, 3)),
-    ("cnn5-standard-bias", models.cnn5(3, parameterization="standard", b_std=0.5), (8, 8, 2)),
+    ("myrtle5-standard-bias", models.myrtle(5, 3, parameterization="standard", b_std=0.5), (4, 4, 2)),
     ("mlp-images", models.mlp(2, 16), (4, 4, 3)),
     ("mlp-vectors-standard-bias", models.mlp(2, 16, parameterization="standard", b_std=0.4), (7,)),
     ("dense-on-pixels-bias", _arch(Dense(5), Relu(), Conv(4), Relu(), GlobalAvgPool(), Dense(1), b_std=0.1),
@@ -101,12 +104,15 @@ def test_matches_neural_tangents(name, arch, shape, dtype):
             np.testing.assert_array_equal(got_ntk, got_ntk.T)
 
 
-def test_single_get_and_default_batch_size():
-    arch = _arch(Conv(4), Relu(), AvgPool(2), Conv(4), Relu(), GlobalAvgPool(), Dense(1))
+def test_single_get_and_defaults():
+    """Default dtype float32, default batch size, one kernel at a time."""
+    arch = models.mlp(1, 8, b_std=0.1)
     x1, x2 = _inputs((4, 4, 3), n1=6, n2=4, seed=1)
     want_nngp, want_ntk = _reference(arch, x1, x2)
-    np.testing.assert_allclose(fast_ntk.infinite_ntk(arch, x1, x2), want_ntk, rtol=1e-7)
-    np.testing.assert_allclose(fast_ntk.infinite_ntk(arch, x1, x2, get="nngp"), want_nngp, rtol=1e-7)
+    got = fast_ntk.infinite_ntk(arch, x1, x2)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want_ntk, rtol=1e-5)
+    np.testing.assert_allclose(fast_ntk.infinite_ntk(arch, x1, x2, get="nngp"), want_nngp, rtol=1e-5)
 
 
 def test_same_inputs_take_the_symmetric_path():

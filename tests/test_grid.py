@@ -129,3 +129,11 @@ def test_cli_reports_bad_grid(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("notebooks:\n  01_data_scaling: {task: imagenet}\n")
     assert grid.main(["run", str(bad), "--root", str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize("grid_file", ["quick.yaml", "paper.yaml", "ci.yaml"])
+def test_shipped_grids_are_valid(grid_file):
+    name, cells, summary = grid.load_grid(grid.REPO_ROOT / "parameters" / grid_file)
+    assert cells and summary == "00_summary"
+    notebooks = {c.notebook for c in cells}
+    assert {"01_data_scaling", "02_width", "03_hyperparameters", "04_after_kernel", "05_kernel_dynamics"} <= notebooks
