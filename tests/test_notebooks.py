@@ -26,8 +26,9 @@ def ci_run(tmp_path_factory, request):
     mp.setenv("NTK_CACHE_DIR", str(tmp / "cache"))
     grid_file = tmp / "ci.yaml"
     grid_file.write_text(yaml.safe_dump(spec))
+    cells = grid.load_grid(grid_file)[1]
     failed = grid.run(grid_file, root=tmp / "outputs")
-    yield tmp / "outputs" / "ci", failed, grid.load_grid(grid_file)[1]
+    yield tmp / "outputs" / "ci", failed, cells
     mp.undo()
 
 
