@@ -1,7 +1,7 @@
 """The infinite-width NTK / NNGP of conv / pool / ReLU networks as batched array products.
 
 ``infinite_ntk(arch, x1, x2)`` returns the matrix that neural-tangents'
-``ntk_utils.models.stax_kernel_fn(arch)(x1, x2, "ntk")`` returns, 5-10x faster on CPU
+``ntk_utils.models.stax_kernel_fn(arch)(x1, x2, "ntk")`` returns, 5-9x faster on CPU
 (float32; see "Precision" below), without importing neural-tangents or flax: only public jax
 APIs that exist both in jax 0.5.3 and in current jax, so it also runs on a GPU image where
 neural-tangents cannot be imported. ``supports(arch)`` says whether an architecture is covered.
@@ -54,28 +54,34 @@ Implementation
   ``(√(q q') - |Σ|) / √(q q')``, exactly 0 where an image meets itself at the same pixel:
   θ ≈ √(2(1 - ρ)) turns any round-off there into large errors on K(x, x) (float32: 1e-4).
 * Symmetric case (``x2`` None or equal to ``x1``): the diagonal tiles (i, i) come first and
-  read q off their own Σ, so K(x, x) is exact; only tiles j > i follow, mirrored. Otherwise
+  read q off their own Σ, so K(x, x) is free of that round-off; only tiles j > i follow,
+  mirrored. Otherwise
   q comes from a per-image self recursion (O(n)); the rest is the same.
 * Contractions use ``Precision.HIGHEST`` (float32 stays float32 on GPUs, no TF32).
 
 Precision and XLA settings (2-core AMD EPYC, jax 0.5.3; ``benchmarks/bench_infinite_ntk.py``)
 -------------------------------------------------------------------------------------------
-* ``dtype=np.float32`` is the default. Myrtle-5, seconds per 1000 entries against
-  neural-tangents' fastest CPU configuration (float64; its float32 is 1.5-3x slower even
-  with ``--xla_cpu_use_thunk_runtime=false``), one run of the benchmark: float32 0.028 vs
-  0.27 at 8x8 (9.6x), 1.2 vs 6.2 at 16x16 (5.2x), 13 vs 127 at 32x32 (9.6x); float64 is
-  2.6-3.2x faster than neural-tangents, i.e. 2-4x slower than our float32 (memory traffic,
-  the degree-18 instead of degree-9 polynomial, and page faults on 16 MiB arrays at 32x32).
-* float32 agrees with neural-tangents' float64 kernel to 1-4e-7 of the largest entry (and
-  better than neural-tangents' own float32 on K(x, x)); float64 to ~1e-15. float32 is what
-  neural-tangents computes by default too, and what a GPU prefers; ask for float64 when a
-  downstream solve needs it.
+* ``dtype=np.float32`` is the default. Myrtle-5, seconds per 1000 entries (x1 vs x2), against
+  neural-tangents' fastest CPU configuration, which is float64 (its float32 is 2-4x slower,
+  1.5-2x with ``--xla_cpu_use_thunk_runtime=false``): float32 0.026 vs 0.14 at 8x8 (5.5x),
+  0.61 vs 3.4 at 16x16 (5.6x), 9.4 vs 79 at 32x32 (8.5x); float64 2.2-3.0x faster than
+  neural-tangents, 2-4x slower than our float32 (twice the memory traffic, the degree-18
+  instead of degree-9 polynomial, 16 MiB arrays at 32x32). x2=None halves the work again.
+  The machine's other jobs move these by up to ~1.5x between runs (float32 during
+  development: 4.4-9.6x at 8x8, 4.8-5.6x at 16x16).
+* float32 agrees with neural-tangents' float64 kernel to 1.5-3.5e-7 of the largest entry
+  (and is exact on K(x, x), unlike neural-tangents' own float32); float64 to ~1e-15.
+  float32 is also neural-tangents' default and what an accelerator prefers; ask for float64
+  when a downstream solve needs more than ~7 digits.
 * float64 needs jax's x64 mode. It is switched on only inside the call, through the public
   context manager ``jax.enable_x64`` (jax >= 0.8) or ``jax.experimental.enable_x64`` (older
   jax, where it is not deprecated); the caller's global setting is left alone.
 * No XLA flags: ``--xla_cpu_use_thunk_runtime=false`` (which speeds neural-tangents' float32
-  up ~2.5x), ``--xla_cpu_prefer_vector_width=512`` and fast-math made no measurable
-  difference here, and such flags cannot be set by a library once jax has started.
+  up ~2.5x), ``--xla_cpu_prefer_vector_width=512``, ``--xla_cpu_use_fusion_emitters`` and
+  fast-math made no measurable difference here, and a library cannot set them once jax has
+  started. What did matter on CPU: glibc's malloc returning each layer's few-MiB output to
+  the kernel (page faults were a third of the time), avoided by :func:`_prime_allocator`;
+  and one compiled computation per layer (above).
 
 Layer specs are recognised by class name, so neither ``ntk_utils.models`` (flax) nor
 neural-tangents is imported.
@@ -140,7 +146,8 @@ def _plan(arch, in_shape):
         spatial, (c,) = False, in_shape
         h = w = None
     else:
-        raise _Unsupported(f"inputs must be (n, H, W, C) images or (n, d) vectors, got per-example shape {in_shape}")
+        raise _Unsupported(f"inputs must be (n, H, W, C) images or (n, d) vectors, "
+                           f"got per-example shape {in_shape}")
     if min(in_shape) < 1:
         raise _Unsupported(f"empty input shape {in_shape}")
     ops = [("input", spatial)]
@@ -601,6 +608,29 @@ def _pair_tile(ops, in_shape, get_ntk, x1, x2, roots1, roots2, i, j):
     return k_arr
 
 
+def _side_roots(ops, tiles):
+    """ReLU variances of one side's images ``tiles [T, b, *in]`` from the self recursion,
+    ``[relu] (q [T, H, W, b], 1/√q [T, H, W, b])`` (or ``[T, b]``) on the device. Computed
+    in chunks of about ``_TILE_ELEMENTS`` pixel-pair elements, i.e. as much work per
+    compiled call as a pair tile."""
+    if not _n_relu(ops):
+        return []
+    n_tiles, b = tiles.shape[:2]
+    images = tiles.reshape((n_tiles * b,) + tiles.shape[2:])
+    per_image = (images.shape[1] * images.shape[2]) ** 2 if images.ndim == 4 else 1
+    chunk = min(len(images), max(1, _TILE_ELEMENTS // per_image))
+    per_chunk = [_self_variances(ops, jnp.asarray(c)) for c in _tiles_of(images, chunk)]
+    roots = []
+    for r in range(len(per_chunk[0])):
+        pair = []
+        for k in range(2):
+            v = np.concatenate([np.asarray(c[r][k]) for c in per_chunk], axis=-1)[..., :n_tiles * b]
+            v = v.reshape(v.shape[:-1] + (n_tiles, b))              # [..., T, b]
+            pair.append(jnp.asarray(np.moveaxis(v, -2, 0)))         # [T, ..., b]
+        roots.append(tuple(pair))
+    return roots
+
+
 def _stack_roots(per_tile):
     """``[tile][relu] (q, 1/√q)`` -> ``[relu] (q [T, ...], 1/√q [T, ...])`` on the device
     (stacked on the host: small arrays, and no compilation per shape as for ``jnp.stack``)."""
@@ -631,6 +661,26 @@ def _tiles_of(x, bs):
     if t * bs != n:
         x = np.concatenate([x, np.repeat(x[-1:], t * bs - n, axis=0)])
     return x.reshape((t, bs) + x.shape[1:])
+
+
+_ALLOCATOR_PRIMED = []
+
+
+def _prime_allocator():
+    """Once per process on CPU: allocate and free a 30 MiB buffer (without touching it).
+
+    glibc's malloc serves blocks above its mmap threshold (initially 128 KiB) with fresh
+    ``mmap``s, returned by ``munmap`` on free, and raises the threshold to the size of a freed
+    mmapped block (up to 32 MiB; the trim threshold to twice that). Without this, each layer's
+    output of a few MiB here is a fresh mapping that the kernel zero-fills page by page and
+    unmaps again after the next layer: a third of the CPU time went to page faults, and this
+    measured 1.4x faster at 8x8 and 2x at 32x32 (2-core CPU). Elsewhere it is a no-op cost:
+    a 30 MiB allocation that is never touched.
+    """
+    if not _ALLOCATOR_PRIMED and jax.default_backend() == "cpu":
+        buffer = np.empty(30 << 20, np.uint8)
+        del buffer
+        _ALLOCATOR_PRIMED.append(True)
 
 
 def _auto_batch_size(in_shape):
@@ -701,6 +751,7 @@ def infinite_ntk(arch, x1, x2=None, *, batch_size=None, dtype=np.float32, get="n
     get_ntk = "ntk" in gets
 
     in_shape = x1.shape[1:]
+    _prime_allocator()
     with _x64_scope(dtype):
         x1_host, x2_host = _tiles_of(x1, b1), _tiles_of(x2, b2)
         x1t = jnp.asarray(x1_host)
@@ -745,9 +796,7 @@ def infinite_ntk(arch, x1, x2=None, *, batch_size=None, dtype=np.float32, get="n
                 submit(i, i, k_arr)
             roots1 = roots2 = _stack_roots(per_tile) if _n_relu(ops) else []
         else:
-            roots1, roots2 = ([] if not _n_relu(ops) else
-                              _stack_roots([_self_variances(ops, jnp.asarray(tile)) for tile in xt])
-                              for xt in (x1_host, x2_host))
+            roots1, roots2 = (_side_roots(ops, xt) for xt in (x1_host, x2_host))
         for i, j in tiles:
             submit(i, j, _pair_tile(ops, in_shape, get_ntk, x1t, x2t, roots1, roots2, index[i], index[j]))
         while pending:
