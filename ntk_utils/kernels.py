@@ -27,17 +27,20 @@ from tqdm.auto import tqdm
 from ntk_utils import cache, models
 from ntk_utils._compat import neural_tangents
 
-# How the eNTK is computed ("auto", the default):
-# * when the Jacobians of all inputs fit in JACOBIAN_BYTES, they are computed once (plain jax,
+# How the eNTK is computed ("auto", the default; benchmarks/README.md has the measurements):
+# * when the Jacobians of all inputs fit in JACOBIAN_BYTES and the network has at most
+#   FULL_JACOBIAN_MAX_PARAMS parameters, they are computed once (plain jax,
 #   per-example gradients in chunks) and contracted in one matrix product: each Jacobian row is
 #   computed once instead of once per tile pair. Measured on this 2-core CPU, Myrtle-5 width 32,
-#   8x8 px: 2.4 ms per 1000 entries at n=1024 vs 12 ms for tiled neural-tangents implementation 1;
+#   8x8 px: 2.4 ms per 1000 entries at n=1024 vs 12 ms for tiled neural-tangents implementation 1
+#   (at width 1024, 28M parameters, its per-example gradients were 1.6x slower than implementation 1);
 # * otherwise (wide networks, large n) neural-tangents implementation 1 (Jacobian contraction)
 #   on tiles, which measured fastest of its three on CPU for Myrtle-5 at 32x32, n=64: width 16:
 #   impl1 0.28 s, impl2 9.1 s, impl3 0.32 s; width 64: impl1 1.7 s, impl2 out of memory,
 #   impl3 2.2 s (benchmarks/bench_empirical_ntk.py re-measures all of them).
 DEFAULT_IMPLEMENTATION = "auto"
 JACOBIAN_BYTES = 4e9
+FULL_JACOBIAN_MAX_PARAMS = 2_000_000
 
 
 def _param_count(params):
@@ -123,7 +126,7 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, batch_size=None, implementat
     n_total = len(x1) + (0 if x2 is None else len(x2))
     fits = n_total * _param_count(params) * 4 <= JACOBIAN_BYTES
     if implementation == "auto":
-        implementation = 0 if fits else 1
+        implementation = 0 if fits and _param_count(params) <= FULL_JACOBIAN_MAX_PARAMS else 1
     if implementation == 0 and fits:
         return full_jacobian_ntk(apply_fn, params, x1, x2, batch_size=min(256, batch_size or 256))
     if implementation == 0:
