@@ -107,5 +107,10 @@ for cell, claim, verdict, why in claims:
     print(f"[{verdict.upper():^14}] {cell}: {claim} — {why}")
 tally = {v: sum(1 for *_, verdict, _w in claims if verdict == v) for v in ("held", "direction only", "not held")}
 print("\n" + ", ".join(f"{k}: {v}" for k, v in tally.items()))
+with open(os.path.join(output_dir, "summary.md"), "w") as f:
+    f.write(f"# Summary of {grid_dir}\n\n| cell | curve | α | 95% CI | n range |\n|---|---|---|---|---|\n")
+    f.writelines(f"| {c} | {name} | {a:.3f} | [{lo:.3f}, {hi:.3f}] | {n0}-{n1} |\n" for c, name, a, lo, hi, n0, n1 in rows)
+    f.write("\n| cell | claim | verdict | why |\n|---|---|---|---|\n")
+    f.writelines(f"| {cell} | {claim} | {verdict} | {why} |\n" for cell, claim, verdict, why in claims)
 results.write_json(os.path.join(output_dir, "summary.json"),
                    {"exponents": rows, "claims": claims, "tally": tally, "cells": list(records)})

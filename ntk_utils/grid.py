@@ -14,8 +14,9 @@ A grid file (YAML) is data:
     summary: 00_summary                                   # run last, over everything in the grid
 
 Each cell (notebook x parameter set) runs into ``outputs/<grid>/<notebook>/<cell>/``: the
-executed ``notebook.ipynb``, ``results.json`` and figures. Then the summary notebook runs into
-``outputs/<grid>/figures/``.
+executed ``notebook.ipynb``, ``results.json`` and figures. Then every cell's figures are
+copied into ``outputs/<grid>/figures/`` and the summary notebook runs there (Figure 1, the
+table of exponents, the claims).
 
 Safe to interrupt and rerun: a cell runs in a hidden ``.<cell>.running`` folder that is
 renamed into place only when it succeeded, so a killed cell leaves nothing that looks finished.
@@ -137,10 +138,12 @@ def validate(stem, parameters, defaults=None):
 # ----------------------------------------------------------------------- grid
 
 def code_version(stem):
-    """Hash of the notebook and every ntk_utils source file: a change reruns the cell."""
+    """Hash of the notebook and of the ntk_utils sources it runs (all but this runner):
+    a change reruns the cell."""
     h = hashlib.sha256(notebook_path(stem).read_bytes())
     for path in sorted((REPO_ROOT / "ntk_utils").glob("*.py")):
-        h.update(path.name.encode() + path.read_bytes())
+        if path.name != "grid.py":
+            h.update(path.name.encode() + path.read_bytes())
     return h.hexdigest()
 
 
@@ -257,9 +260,12 @@ def run(grid_file, *, only=None, dry_run=False, force=False, root=REPO_ROOT / "o
         tqdm.write(f"{'done' if ok else 'FAILED':>6}  {cell.id}  {seconds:6.1f}s  {'' if ok else message}")
         if not ok:
             failed.append(cell.id)
+    out = pathlib.Path(root) / grid / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    for cell in cells:   # every finished cell's figures, side by side: <notebook>--<cell>--<figure>.png
+        for png in cell_dir(root, grid, cell).glob("*.png"):
+            shutil.copyfile(png, out / f"{cell.notebook}--{cell.name}--{png.name}")
     if summary and summary_nb:
-        out = pathlib.Path(root) / grid / "figures"
-        out.mkdir(parents=True, exist_ok=True)
         try:
             execute(summary_nb, {"grid_dir": str(pathlib.Path(root) / grid)}, out)
             print(f"summary: {out}")

@@ -61,4 +61,7 @@ def test_summary_collects_every_cell(ci_run):
     summary = json.loads((out / "figures" / "summary.json").read_text())
     assert len(summary["cells"]) == len(cells)
     assert (out / "figures" / "figure1.png").exists()
+    assert "| 01_data_scaling/default | network |" in (out / "figures" / "summary.md").read_text()
+    copied = {p.name.split("--")[0] for p in (out / "figures").glob("*--*.png")}
+    assert copied == {c.notebook for c in cells}      # every notebook's figures gathered in figures/
     assert summary["exponents"] and summary["claims"]
