@@ -75,8 +75,7 @@ output_dir = "outputs/notebooks/01_data_scaling"
 os.makedirs(output_dir, exist_ok=True)
 parameters = results.collect_parameters(globals(), _before_parameters)
 net = models.arch_from_config(arch, width, depth)
-config = train.TrainConfig(lr=lr, momentum=momentum, batch_size=batch_size, epochs=epochs, min_steps=min_steps,
-                           schedule=schedule, loss=loss, early_stopping=early_stopping)
+config = train.TrainConfig.from_parameters(parameters)
 data = experiments.load(task, max(n_values), n_test, image_size, data_seed)
 print(net.describe())
 print(f"task {task}: pool {data.x.shape}, test {data.x_test.shape}, labels +1: {np.mean(data.y > 0):.2f}")

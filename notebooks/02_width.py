@@ -82,8 +82,7 @@ os.makedirs(output_dir, exist_ok=True)
 parameters = results.collect_parameters(globals(), _before_parameters)
 if image_size < 8:  # 8 -> 4 -> 2 -> 1 px; at 4 px the third pool would leave nothing to pool
     raise ValueError(f"panel (c)'s cnn5 has three 2x2 average pools: it needs image_size >= 8, got {image_size}")
-config = train.TrainConfig(lr=lr, momentum=momentum, batch_size=batch_size, epochs=epochs, min_steps=min_steps,
-                           schedule=schedule, loss=loss, early_stopping=early_stopping)
+config = train.TrainConfig.from_parameters(parameters)
 # One pool for panels (a) and (b): with n_fixed <= max(n_values) it is the pool of notebook 01,
 # so the infinite NTK (which does not depend on the width) and some networks are cache hits.
 data = experiments.load(task, max(max(n_values), n_fixed), n_test, image_size, data_seed)

@@ -83,8 +83,7 @@ output_dir = "outputs/notebooks/03_hyperparameters"
 os.makedirs(output_dir, exist_ok=True)
 parameters = results.collect_parameters(globals(), _before_parameters)
 net = models.arch_from_config(arch, width, depth)
-config = train.TrainConfig(lr=lr, momentum=momentum, batch_size=batch_size, epochs=epochs, min_steps=min_steps,
-                           schedule=schedule, loss=loss, early_stopping=early_stopping)
+config = train.TrainConfig.from_parameters(parameters)
 # Each variant changes one field of the default recipe.
 VARIANTS = {
     "lr_high": (f"lr {lr_high}", dict(lr=lr_high)),

@@ -85,8 +85,7 @@ output_dir = "outputs/notebooks/04_after_kernel"
 os.makedirs(output_dir, exist_ok=True)
 parameters = results.collect_parameters(globals(), _before_parameters)
 net = models.arch_from_config(arch, width, depth)
-config = train.TrainConfig(lr=lr, momentum=momentum, batch_size=batch_size, epochs=epochs, min_steps=min_steps,
-                           schedule=schedule, loss=loss, early_stopping=early_stopping)
+config = train.TrainConfig.from_parameters(parameters)
 n_values, m_values, m_fixed = sorted(n_values), sorted(m_values), sorted(m_fixed)
 all_m = sorted(set(n_values) | set(m_values) | set(m_fixed))   # every network we train
 data = experiments.load(task, max(all_m), n_test, image_size, data_seed)

@@ -90,8 +90,7 @@ output_dir = "outputs/notebooks/05_kernel_dynamics"
 os.makedirs(output_dir, exist_ok=True)
 parameters = results.collect_parameters(globals(), _before_parameters)
 net = models.arch_from_config(arch, width, depth)
-config = train.TrainConfig(lr=lr, momentum=momentum, batch_size=batch_size, epochs=epochs, min_steps=min_steps,
-                           schedule=schedule, loss=loss, early_stopping=early_stopping)
+config = train.TrainConfig.from_parameters(parameters)
 n_values = sorted(n_values)
 data = experiments.load(task, max(n_values + [n_train]), n_test, image_size, data_seed)
 total_steps = config.num_steps(n_train)

@@ -56,6 +56,13 @@ class TrainConfig:
         if self.lr <= 0 or not 0 <= self.momentum < 1:
             raise ValueError(f"need lr > 0 and 0 <= momentum < 1, got lr={self.lr}, momentum={self.momentum}")
 
+    RECIPE = ("lr", "momentum", "batch_size", "epochs", "min_steps", "schedule", "loss", "early_stopping")
+
+    @classmethod
+    def from_parameters(cls, parameters, **overrides):
+        """The training recipe named in a notebook's parameters (the names in RECIPE)."""
+        return cls(**{k: parameters[k] for k in cls.RECIPE if k in parameters}, **overrides)
+
     def num_steps(self, n):
         batch = min(self.batch_size or n, n)
         return max(self.min_steps, math.ceil(self.epochs * n / batch))

@@ -81,3 +81,9 @@ def test_wide_network_trained_by_gradient_descent_matches_entk_regression():
     got = train.predict(arch, out.params, xt)
     assert np.abs(train.predict(arch, out.params, x) - y).max() < 0.05     # converged
     assert np.linalg.norm(got - want) / np.linalg.norm(want) < 0.1, (got, want)
+
+
+def test_config_from_notebook_parameters_takes_the_recipe_only():
+    cfg = train.TrainConfig.from_parameters({"lr": 0.5, "momentum": 0.0, "batch_size": None, "task": "x",
+                                             "snapshot_steps": [3]}, seed=4)
+    assert (cfg.lr, cfg.momentum, cfg.batch_size, cfg.seed, cfg.snapshot_steps) == (0.5, 0.0, None, 4, ())
