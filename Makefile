@@ -1,10 +1,15 @@
-# Two commands: `make quick` (install, then run the quick CPU grid) and `make test`.
+# Two commands: `make quick` (install, run the quick CPU grid, check it reproduces the committed
+# reference) and `make test`. Fresh runs go to outputs/runs/ (git-ignored); the committed
+# reference results are in outputs/reference/, updated only by `make publish-<grid>`.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+RUNS   := outputs/runs
+REF    := outputs/reference
+GRID   := $(PY) -m ntk_utils.grid
 
-.PHONY: install quick paper test bench clean-outputs
+.PHONY: install quick cpu paper test publish-quick publish-cpu
 
 install: $(STAMP)
 
@@ -18,13 +23,22 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 quick: $(STAMP)
-	$(PY) -m ntk_utils.grid run parameters/quick.yaml
+	$(GRID) run parameters/quick.yaml --root $(RUNS)
+	$(GRID) compare $(RUNS)/quick $(REF)/quick
+
+cpu: $(STAMP)
+	$(GRID) run parameters/cpu.yaml --root $(RUNS)
+	$(GRID) compare $(RUNS)/cpu $(REF)/cpu
 
 paper: $(STAMP)
-	$(PY) -m ntk_utils.grid run parameters/paper.yaml
+	$(GRID) run parameters/paper.yaml --root $(RUNS)
+
+# Replace the committed reference cells by those of the last fresh run (finished cells only).
+publish-quick: $(STAMP)
+	$(GRID) publish $(RUNS)/quick $(REF)/quick
+
+publish-cpu: $(STAMP)
+	$(GRID) publish $(RUNS)/cpu $(REF)/cpu
 
 test: $(STAMP)
 	$(PY) -m pytest -q
-
-bench: $(STAMP)
-	$(PY) benchmarks/run_all.py

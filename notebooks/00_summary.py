@@ -14,7 +14,7 @@
 # # 0. Summary: Figure 1 and every exponent of a grid
 #
 # This notebook reads the `results.json` files that a grid run (`python -m ntk_utils.grid run
-# parameters/quick.yaml`, i.e. `make quick`) left under `outputs/<grid>/`, draws the paper's
+# parameters/quick.yaml`, i.e. `make quick`) left under `outputs/runs/<grid>/`, draws the paper's
 # Figure 1 from them, and tabulates every fitted data-scaling exponent and every claim check.
 # It works on whatever subset of the grid has finished: missing panels say so.
 #
@@ -25,92 +25,163 @@
 #   improving through most of training.
 
 # %%
-import glob
 import os
 
 import numpy as np
 
-from ntk_utils import plotting, results, scaling
+from ntk_utils import grid, params, plotting, results, scaling
+from ntk_utils.cache import REPO_ROOT
 
 _before_parameters = set(globals())
 
 # %% tags=["parameters"]
-grid_dir = "outputs/quick"
-output_dir = "outputs/quick/figures"
+grid_file = "parameters/quick.yaml"
+grid_dir = "outputs/runs/quick"
+output_dir = "outputs/runs/quick/figures"
+
+# %% [markdown]
+# Only the cells of the grid file as it is now, whose `results.json` matches their current
+# parameters and code, are summarized. Results of other parameters or code (stale), failed
+# cells, cells not run yet and folders of cells no longer in the grid (orphaned) are listed.
 
 # %%
+globals().update(params.check("00_summary", results.collect_parameters(globals(), _before_parameters)))
 os.makedirs(output_dir, exist_ok=True)
-records = {}
-for path in sorted(glob.glob(os.path.join(grid_dir, "*", "*", "results.json"))):
-    cell = os.path.relpath(os.path.dirname(path), grid_dir)
-    if not cell.startswith("figures"):
-        records[cell] = results.load(path)
-print(f"{len(records)} finished cells in {grid_dir}:", *records, sep="\n  ")
 
 
-def first(notebook, key):
-    """The first finished cell of ``notebook`` whose results have ``key``."""
-    return next((r for cell, r in records.items() if cell.startswith(notebook) and key in r["results"]), None)
+def shown(path):
+    """A path as written into the summary: relative to the repository root (no machine paths)."""
+    path = os.path.abspath(os.path.join(REPO_ROOT, path))
+    inside = os.path.commonpath([path, str(REPO_ROOT)]) == str(REPO_ROOT)
+    return os.path.relpath(path, REPO_ROOT) if inside else os.path.basename(path)
+
+
+state = grid.collect(os.path.join(REPO_ROOT, grid_file), os.path.dirname(os.path.abspath(os.path.join(REPO_ROOT, grid_dir))))
+records = state["done"]
+not_summarized = {key: state[key] for key in ("stale", "failed", "todo", "orphaned")}
+print(f"{len(records)} finished cells of {shown(grid_file)} in {shown(grid_dir)}:", *records, sep="\n  ")
+for key, cells in not_summarized.items():
+    if cells:
+        print(f"{len(cells)} {key} (not summarized):", *cells, sep="\n  ")
+
+
+def best(notebook, key):
+    """The finished cell of ``notebook`` with ``key`` in its results and the most runs (data draws x seeds)."""
+    cells = [r for cell, r in records.items() if cell.startswith(notebook) and key in r["results"]]
+    return max(cells, key=lambda r: len(r["parameters"].get("data_seeds", [0])) * len(r["parameters"].get("seeds", [0])),
+               default=None)
+
+
+def runs_of(r):
+    p = r["parameters"]
+    return f"{len(p.get('data_seeds', [0]))}x{len(p.get('seeds', [0]))} runs"
 
 
 # %% [markdown]
 # ## Figure 1
+# Points: mean test error over data draws and seeds, error bars ±1 std across them; dashed:
+# least-squares power law. Each panel comes from the cell of its notebook with the most runs.
 
 # %%
 fig, (ax_a, ax_b, ax_c) = plotting.figure(3)
-a = first("01_data_scaling", "curves")
+a = best("01_data_scaling", "curves")
 if a:
-    n_values = a["results"]["n_values"]
-    for name, err in a["results"]["curves"].items():
-        fit = scaling.PowerLawFit(**a["results"]["fits"][name])
-        plotting.scaling_curve(ax_a, n_values, np.array(err), name, fit, color=plotting.COLORS.get(name))
-    ax_a.set_title(f"A: data scaling ({a['parameters']['task']})")
+    for name, c in a["results"]["curves"].items():
+        fit = scaling.fit_power_law(c["x"], [c["mean"]], n_boot=0)
+        plotting.scaling_curve(ax_a, c["x"], np.array(c["runs"], dtype=float), name, fit, color=plotting.COLORS.get(name))
+    ax_a.set_title(f"A: data scaling ({a['parameters']['task']}, {runs_of(a)})", fontsize=9)
 else:
     ax_a.text(0.5, 0.5, "01_data_scaling not run yet", ha="center", transform=ax_a.transAxes)
-b = first("04_after_kernel", "fig1b")
+b = best("04_after_kernel", "curves")
 if b:
-    f1b = b["results"]["fig1b"]
-    ax_b.errorbar(f1b["m"], f1b["error"], yerr=f1b.get("error_std"), fmt="o-", capsize=3,
-                  label=f"after-kernel K^F_m({f1b['n_fit']})")
-    ax_b.set(xscale="log", xlabel="samples m the network was trained on", ylabel="test error",
-             title="B: after-kernel vs m")
+    n_fit = b["parameters"]["n_fit"]
+    c = b["results"]["curves"][f"K^F_m({n_fit})"]
+    ax_b.errorbar(c["x"][1:], c["mean"][1:], yerr=c["std"][1:], fmt="o-", color="C4", capsize=3, ms=4,
+                  label=f"after-kernel K^F_m({n_fit})")
+    ax_b.axhline(c["mean"][0], color="C1", ls=":", label="m = 0: eNTK (init)")
+    ax_b.set(xscale="log", xlabel="samples m the network was trained on", ylabel="test error")
+    ax_b.set_title(f"B: after-kernel vs m ({runs_of(b)})", fontsize=9)
 else:
     ax_b.text(0.5, 0.5, "04_after_kernel not run yet", ha="center", transform=ax_b.transAxes)
-c = first("05_kernel_dynamics", "fig1c")
-if c:
-    f1c = c["results"]["fig1c"]
-    ax_c.plot(f1c["t"], f1c["kernel_error"], "o-", label="eNTK K^t fitted on train set")
-    ax_c.plot(f1c["t"], f1c["network_error"], "s--", label="network at time t")
-    ax_c.axhline(f1c["entk_init_error"], color="gray", ls=":", label="eNTK at init")
-    ax_c.set(xscale="log", xlabel="training step t", ylabel="test error", title="C: kernel dynamics")
+c5 = best("05_kernel_dynamics", "curves")
+if c5:
+    epochs = np.array(c5["results"]["epochs"])
+    for name, fmt, color in (("K^t_fit", "o-", "C3"), ("K^F,t_fit", "^-", "C4"), ("network(t)", "s--", "C0")):
+        c = c5["results"]["curves"][name]
+        ax_c.errorbar(epochs[1:], c["mean"][1:], yerr=c["std"][1:], fmt=fmt, color=color, capsize=3, ms=4, label=name)
+        ax_c.axhline(c["mean"][0], color=color, ls=":", lw=1)
+    ax_c.set(xscale="log", xlabel="training time t (epochs); dotted: t = 0", ylabel="test error")
+    ax_c.set_title(f"C: kernel dynamics ({runs_of(c5)})", fontsize=9)
 else:
     ax_c.text(0.5, 0.5, "05_kernel_dynamics not run yet", ha="center", transform=ax_c.transAxes)
 plotting.finish(fig, os.path.join(output_dir, "figure1.png"))
 
 # %% [markdown]
-# ## Every fitted exponent (α in test error ≈ C·n^-α, 95% bootstrap interval)
+# ## Every exponent comparison (α in test error ≈ C·n^-α; paired-bootstrap 95% intervals)
 
 # %%
-rows = [(cell, name, fit["alpha"], fit["alpha_low"], fit["alpha_high"], fit["n_min"], fit["n_max"])
-        for cell, r in records.items() for name, fit in r["results"].get("fits", {}).items()]
-print(f"{'cell':<40} {'curve':<34} {'alpha':>6}  95% CI           n range")
-for cell, name, alpha, low, high, n_min, n_max in rows:
-    print(f"{cell:<40} {name:<34} {alpha:6.3f}  [{low:.3f}, {high:.3f}]  {n_min}-{n_max}")
+rows = []
+for cell, r in records.items():
+    for v in r["results"].get("verdicts", {}).values():
+        nb = v.get("numbers", {}) if isinstance(v, dict) else {}
+        if nb.get("alpha_better") is not None and nb.get("delta_low") is not None:
+            rows.append((cell, v["claim"], nb["alpha_better"], nb["alpha_worse"], nb["delta"], nb["delta_low"],
+                         nb["delta_high"], nb.get("err_better_at_max"), nb.get("err_worse_at_max"), v["status"]))
+print(f"{'cell':<36} {'comparison':<48} {'α_a':>6} {'α_b':>6}  Δα [95% CI]            err at max n   verdict")
+for cell, claim, a1, a2, d, lo, hi, e1, e2, status in rows:
+    print(f"{cell:<36} {claim:<48} {a1:6.3f} {a2:6.3f}  {d:+.3f} [{lo:+.3f}, {hi:+.3f}]  {e1:.3f} vs {e2:.3f}  {status}")
+underfit = {cell: r["results"]["underfit"] for cell, r in records.items() if r["results"].get("underfit")}
+for cell, text in underfit.items():
+    print(f"UNDERFIT {cell}: {text}")
 
 # %% [markdown]
 # ## The paper's claims, as checked by each run
 
 # %%
-claims = [(cell, claim, verdict, why) for cell, r in records.items()
-          for claim, (verdict, why) in r["results"].get("verdicts", {}).items()]
+def verdict_rows(verdicts):
+    """[(claim, status, why)] from a run's verdicts: {claim: [status, why]} (older runs), or
+    {claim: {"claim", "status", "text", "numbers"}} / a list of such dicts (the claims module)."""
+    items = verdicts.items() if isinstance(verdicts, dict) else ((None, v) for v in verdicts)
+    rows = []
+    for claim, v in items:
+        if isinstance(v, dict):
+            rows.append((v.get("claim", claim), v.get("status", "?"), v.get("text", "")))
+        else:
+            status, why = (list(v) + ["", ""])[:2]
+            rows.append((claim, status, why))
+    return rows
+
+
+claims = [(cell, claim, status, why) for cell, r in records.items()
+          for claim, status, why in verdict_rows(r["results"].get("verdicts", {}))]
 for cell, claim, verdict, why in claims:
     print(f"[{verdict.upper():^14}] {cell}: {claim} — {why}")
-tally = {v: sum(1 for *_, verdict, _w in claims if verdict == v) for v in ("held", "direction only", "not held")}
+statuses = ["held", "not held", "inconclusive"] + ["direction only"] * any(v == "direction only" for *_, v, _w in claims)
+statuses += sorted({v for *_, v, _w in claims} - set(statuses))
+tally = {s: sum(1 for *_, verdict, _w in claims if verdict == s) for s in statuses}
 print("\n" + ", ".join(f"{k}: {v}" for k, v in tally.items()))
+
+
+def cell_text(text):
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 with open(os.path.join(output_dir, "summary.md"), "w") as f:
-    f.write(f"# Summary of {grid_dir}\n\n| cell | curve | α | 95% CI | n range |\n|---|---|---|---|---|\n")
-    f.writelines(f"| {c} | {name} | {a:.3f} | [{lo:.3f}, {hi:.3f}] | {n0}-{n1} |\n" for c, name, a, lo, hi, n0, n1 in rows)
+    f.write(f"# Summary of {shown(grid_dir)} (grid file {shown(grid_file)})\n\n"
+            f"{len(records)} cells with current results.\n\n"
+            "| cell | comparison | α (a) | α (b) | Δα [95% CI] | error at largest n (a vs b) | verdict |\n"
+            "|---|---|---|---|---|---|---|\n")
+    f.writelines(f"| {c} | {cell_text(claim)} | {a1:.3f} | {a2:.3f} | {d:+.3f} [{lo:+.3f}, {hi:+.3f}] | "
+                 f"{e1:.3f} vs {e2:.3f} | {status} |\n" for c, claim, a1, a2, d, lo, hi, e1, e2, status in rows)
+    f.write("\n## Underfit networks\n\n" + ("".join(f"* {c}: {cell_text(t)}\n" for c, t in underfit.items())
+                                              or "none: every network fit its training set\n"))
     f.write("\n| cell | claim | verdict | why |\n|---|---|---|---|\n")
-    f.writelines(f"| {cell} | {claim} | {verdict} | {why} |\n" for cell, claim, verdict, why in claims)
+    f.writelines(f"| {cell} | {cell_text(claim)} | {verdict} | {cell_text(why)} |\n" for cell, claim, verdict, why in claims)
+    f.write("\n" + ", ".join(f"{k}: {v}" for k, v in tally.items()) + "\n")
+    f.write("\n## Cells not summarized\n\n")
+    for key, what in (("stale", "results of other parameters or code"), ("failed", "see <cell>.failed/"),
+                      ("todo", "not run yet"), ("orphaned", "folders of cells not in the grid file")):
+        f.write(f"* {key} ({what}): {', '.join(not_summarized[key]) or 'none'}\n")
 results.write_json(os.path.join(output_dir, "summary.json"),
-                   {"exponents": rows, "claims": claims, "tally": tally, "cells": list(records)})
+                   {"grid_file": shown(grid_file), "grid_dir": shown(grid_dir), "exponents": rows,
+                    "claims": claims, "tally": tally, "underfit": underfit, "cells": list(records), **not_summarized})

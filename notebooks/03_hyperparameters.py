@@ -23,7 +23,9 @@
 # * **(a)** a higher (`lr_high`) and a lower (`lr_low`) learning rate than the default `lr`;
 # * **(b)** full-batch gradient descent instead of SGD (`batch_size=None`; momentum kept);
 # * **(c)** SGD without momentum (`momentum=0`, same learning rate);
-# * **(d)** no early stopping: the parameters at the end of the full schedule.
+# * **(d)** early stopping: our default returns the final network (the pilot of notebook 1
+#   found early stopping no better on validation), so this variant turns early stopping *on*
+#   (lowest validation loss, ties to the later checkpoint): the claim should not depend on it.
 #
 # The eNTK at initialization and the infinite NTK do not depend on the optimizer: they are
 # computed once and drawn on every panel.
@@ -33,165 +35,155 @@
 # (CIFAR-10 airplane vs automobile at 8x8 px); the paper-scale grid runs `cifar5m-bin`.
 #
 # **Choices we made where the paper's protocol is not known to us.** Everything not changed
-# by a variant is notebook 01's recipe (cosine learning-rate decay,
-# `max(min_steps, epochs·n/batch)` steps, i.e. `max(min_steps, epochs)` full-batch steps for
-# GD, early stopping on fresh validation samples). Without momentum the effective step is 10x
-# smaller than with momentum 0.9 at the same learning rate, and at lr 2 the network does not
-# fit its training set in the step budget (α ≈ 0.04 in our first CPU run): the no-momentum
-# variant therefore runs at its own `no_momentum_lr` (default 10, the largest of 10 and 20 that
-# did not diverge; lr / (1 - momentum) = 20 would match the effective step). "Training to convergence" is approximated by the full schedule: the
-# final training loss is printed so that one can see how close to zero it got. A variant whose
-# training diverges (NaN loss) is recorded as diverged and left out of the verdicts.
+# by a variant is notebook 01's recipe (standard parameterization, lr 0.1, momentum 0.9, batch
+# 128, cosine decay over `max(min_steps, epochs·n/batch)` steps). Full-batch GD takes
+# `max(min_steps, epochs)` steps. Without momentum the effective step is 10x smaller at the same
+# learning rate, so the no-momentum variant has its own `no_momentum_lr` (default 0.5). These
+# variant learning rates were not tuned on validation; a variant whose training diverges is
+# recorded and its claims are *inconclusive*; one that underfits is flagged in its verdicts.
+# Claims: `claims.scales_better` (paired bootstrap over draws, seeds and test examples).
 
 # %%
 import dataclasses
 import os
 
 import numpy as np
+from IPython.display import Markdown
 
-from ntk_utils import experiments, models, plotting, results, scaling, train
+from ntk_utils import claims, experiments, models, params, plotting, results, scaling, train
 
 _before_parameters = set(globals())
 
 # %% tags=["parameters"]
 task = "cifar10-pair"
 image_size = 8
-n_values = [64, 128, 256, 512, 1024]
-n_test = 1000
+n_values = [64, 128, 256, 512]
+n_test = 2000
 seeds = [0, 1]
-data_seed = 0
+data_seeds = [0]
+val_size = 500
 arch = "myrtle"
 depth = 5
-width = 32
-lr = 2.0
+width = 64
+parameterization = "standard"
+lr = 0.1
 momentum = 0.9
 batch_size = 128
+full_batch = False
 epochs = 40
 min_steps = 400
 schedule = "cosine"
 loss = "mse"
-early_stopping = True
-val_size = 500
+early_stopping = False
+center = False
 ridge = 0.0
-lr_high = 8.0
-lr_low = 0.5
-no_momentum_lr = 10.0
-variants = ["lr_high", "lr_low", "gd", "no_momentum", "no_early_stopping"]
+lr_high = 0.2
+lr_low = 0.02
+no_momentum_lr = 0.5
+variants = ["lr_high", "lr_low", "gd", "no_momentum", "early_stopping"]
+n_boot = 1000
+alpha_margin = 0.02
+underfit_train_error = 0.02
 output_dir = "outputs/notebooks/03_hyperparameters"
 
 # %%
+parameters = params.check("03_hyperparameters", results.collect_parameters(globals(), _before_parameters))
+globals().update(parameters)
 os.makedirs(output_dir, exist_ok=True)
-parameters = results.collect_parameters(globals(), _before_parameters)
-net = models.arch_from_config(arch, width, depth)
+net = models.arch_from_config(arch, width, depth, parameterization)
 config = train.TrainConfig.from_parameters(parameters)
 # Each variant changes one field of the default recipe.
 VARIANTS = {
     "lr_high": (f"lr {lr_high}", dict(lr=lr_high)),
     "lr_low": (f"lr {lr_low}", dict(lr=lr_low)),
-    "gd": ("full-batch GD", dict(batch_size=None)),
+    "gd": ("full-batch GD", dict(full_batch=True)),
     "no_momentum": (f"SGD, no momentum, lr {no_momentum_lr}", dict(momentum=0.0, lr=no_momentum_lr)),
-    "no_early_stopping": ("no early stopping", dict(early_stopping=False)),
+    "early_stopping": ("early stopping on validation loss", dict(early_stopping=True)),
 }
 unknown = sorted(set(variants) - set(VARIANTS))
 if unknown:
     raise ValueError(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
-data = experiments.load(task, max(n_values), n_test, image_size, data_seed)
+tasks = [experiments.load(task, max(n_values), n_test, image_size, d, val_size) for d in data_seeds]
 print(net.describe())
-print(f"task {task}: pool {data.x.shape}, test {data.x_test.shape}, labels +1: {np.mean(data.y > 0):.2f}")
-print(f"default recipe: {config}")
+print(f"task {task}: {len(tasks)} data draws, pool {tasks[0].x.shape}, test {tasks[0].x_test.shape}")
 
 # %% [markdown]
-# ## The kernels (once; they do not depend on the optimizer)
+# ## The kernels (once; they do not depend on the optimizer), and the networks of each variant
 
 # %%
-curves = {
-    "eNTK (init)": experiments.entk_init_curve(net, data, n_values, seeds, ridge),
-    "infinite NTK": experiments.infinite_curve(net, data, n_values, ridge)[None],
-}
-for name, err in curves.items():
-    print(f"{name:>13}: " + "  ".join(f"{e:.3f}" for e in err.mean(0)))
-
-# %% [markdown]
-# ## The networks, one training recipe per variant
-
-# %%
-diverged = {}
-final_loss = {}
+outcomes = {"eNTK (init)": experiments.over_draws(
+                lambda d: experiments.entk_init_outcomes(net, d, n_values, seeds, ridge)["eNTK (init)"], tasks),
+            "infinite NTK": experiments.over_draws(lambda d: experiments.infinite_outcomes(net, d, n_values, ridge),
+                                                   tasks)}
+underfit = {}
 for name in variants:
     description, change = VARIANTS[name]
     cfg = dataclasses.replace(config, **change)
-    print(f"{name}: {description} -> lr={cfg.lr}, momentum={cfg.momentum}, batch_size={cfg.batch_size}, "
-          f"early_stopping={cfg.early_stopping}")
-    try:
-        err, trained = experiments.network_curve(net, data, n_values, seeds, cfg, val_size=val_size)
-    except train.TrainingDiverged as e:
-        diverged[name] = str(e)
-        print(f"  DIVERGED: {e}")
-        continue
-    curves[f"{name}: network"] = err
-    # mean over seeds of the last recorded training loss, per n
-    final_loss[name] = [float(np.mean([trained[s, n].history["loss"][-1] for s in seeds])) for n in n_values]
-    print("  test error: " + "  ".join(f"{e:.3f}" for e in err.mean(0)))
-    print("  final train loss: " + "  ".join(f"{v:.2g}" for v in final_loss[name]))
+    print(f"{name}: {description} -> {cfg}")
+    fits = {}
 
-fits = {name: scaling.fit_power_law(n_values, err) for name, err in curves.items()}
+    def networks(data):
+        wrong, trained = experiments.network_outcomes(net, data, n_values, seeds, cfg)
+        fits[data.data_seed] = experiments.training_fit(trained, seeds, n_values)["train_error"]
+        return wrong
+
+    outcomes[f"{name}: network"] = experiments.over_draws(networks, tasks)
+    underfit[name] = claims.underfit(np.stack([fits[d] for d in data_seeds]), underfit_train_error, data_seeds,
+                                     seeds, n_values)
+curves = {name: experiments.summarize("n", n_values, o) for name, o in outcomes.items()}
+for name, c in curves.items():
+    print(f"{name:>24}: " + "  ".join(f"{m:.3f}" for m in c["mean"]) + f"   diverged runs: "
+          f"{int(np.isnan(c['runs']).any(axis=1).sum())}")
 
 # %% [markdown]
 # ## Figure 3: test error vs n under each variant (log-log, fitted power laws)
 # Every panel shows the same eNTK (init) and infinite-NTK curves; panel (a) holds both
-# learning rates.
+# learning rates. Points: mean over draws and seeds (±1 std).
 
 # %%
 PANELS = [("(a) learning rate", ["lr_high", "lr_low"]), ("(b) full-batch GD", ["gd"]),
-          ("(c) no momentum", ["no_momentum"]), ("(d) no early stopping", ["no_early_stopping"])]
+          ("(c) no momentum", ["no_momentum"]), ("(d) early stopping", ["early_stopping"])]
 panels = [(title, [v for v in members if v in variants]) for title, members in PANELS]
 panels = [(title, members) for title, members in panels if members]
 fig, axes = plotting.figure(len(panels))
 for ax, (title, members) in zip(axes, panels):
     for k, name in enumerate(members):
-        label = f"{name}: network"
-        if label in curves:
-            plotting.scaling_curve(ax, n_values, curves[label], f"network, {VARIANTS[name][0]}", fits[label],
-                                   color=["C0", "C3"][k], marker="os"[k])
+        runs = curves[f"{name}: network"]["runs"]
+        if np.all(np.isfinite(runs.mean(0))):
+            plotting.scaling_curve(ax, n_values, runs, f"network, {VARIANTS[name][0]}",
+                                   scaling.fit_power_law(n_values, runs, n_boot=0), color=["C0", "C3"][k],
+                                   marker="os"[k])
         else:
             ax.plot([], [], " ", label=f"network, {VARIANTS[name][0]}: diverged")
     for name in ("eNTK (init)", "infinite NTK"):
-        plotting.scaling_curve(ax, n_values, curves[name], name, fits[name])
+        runs = curves[name]["runs"]
+        plotting.scaling_curve(ax, n_values, runs, name, scaling.fit_power_law(n_values, runs, n_boot=0))
     ax.set_title(title, fontsize=9)
 plotting.finish(fig, os.path.join(output_dir, "fig3_hyperparameters.png"),
-                f"{task}, {image_size}px, {net.name} width {width}")
+                f"{task}, {image_size}px, {net.name} width {width}, {len(data_seeds)}x{len(seeds)} runs")
 
 # %% [markdown]
-# ## Exponents and the claim, checked from this run's numbers
-# For every variant that trained: `scaling.compare_exponents(network, eNTK (init))` and
-# `scaling.compare_exponents(network, infinite NTK)` ("held" when the 95% intervals are
-# disjoint with the network above, "direction only" when only the point estimates agree).
-# A caution is printed (and `underfit` recorded) for a variant whose final training loss
-# exceeds 0.1 at some n: such a network has not fit its training set.
+# ## The claims, from the claims module's rules
 
 # %%
-UNDERFIT_LOSS = 0.1
-verdicts = {}
+verdicts = []
 for name in variants:
-    if name in diverged:
-        continue
     for kernel in ("eNTK (init)", "infinite NTK"):
-        verdicts[f"{name}: network vs {kernel}"] = scaling.compare_exponents(fits[f"{name}: network"], fits[kernel])
-print(f"{'curve':>28}  alpha  [95% CI]")
-for name, fit in fits.items():
-    print(f"{name:>28}  {fit.alpha:.3f} [{fit.alpha_low:.3f}, {fit.alpha_high:.3f}]")
-for name, why in diverged.items():
-    print(f"{name:>28}  diverged: {why}")
-for claim, (verdict, why) in verdicts.items():
-    print(f"Claim '{claim}: the network scales better': {verdict.upper()} — {why}")
-# A network that predicts f = 0 has loss 0.5 (MSE/2, ±1 targets): a final loss far from 0 means
-# the network did not fit its training set, and its exponent is that of an under-trained network.
-underfit = {name: max(losses) > UNDERFIT_LOSS for name, losses in final_loss.items()}
-for name, losses in final_loss.items():
-    if underfit[name]:
-        print(f"CAUTION {name}: final training loss up to {max(losses):.2g} (> {UNDERFIT_LOSS}; 0.5 = predicting 0): "
-              "the network under-fits its training set; more steps (min_steps, epochs) are needed before its "
-              "exponent says anything about trained networks")
-results.save(output_dir, parameters, {"n_values": n_values, "curves": curves, "fits": fits, "verdicts": verdicts,
-                                      "diverged": diverged, "final_train_loss": final_loss, "underfit": underfit,
-                                      "variants": {v: VARIANTS[v][0] for v in variants}})
+        v = claims.scales_better(n_values, outcomes[f"{name}: network"], outcomes[kernel],
+                                 names=(f"{name}: network", kernel), margin=alpha_margin, n_boot=n_boot)
+        verdicts.append(v.with_caveat(underfit[name]) if underfit[name] else v)
+Markdown(claims.table(verdicts))
+
+# %% [markdown]
+# ## Result
+
+# %%
+Markdown(f"On {task} at {image_size}px ({len(data_seeds)} data draws x {len(seeds)} seeds, {n_test} test images): "
+         + " ".join(f"**{v.claim}: {v.status}.** {v.text}" for v in verdicts))
+
+# %%
+results.save(output_dir, parameters, {"n_values": n_values, "curves": curves,
+                                      "underfit": " ".join(f"{k}: {v}" for k, v in underfit.items() if v),
+                                      "variants": {v: VARIANTS[v][0] for v in variants},
+                                      "verdicts": {v.claim: v.as_dict() for v in verdicts}})
+np.savez_compressed(os.path.join(output_dir, "outcomes.npz"), **{k: v.astype(np.float16) for k, v in outcomes.items()})

@@ -19,26 +19,24 @@
 # and then settles, after which the network behaves like a fixed (linearized) model. The paper
 # finds instead that the kernel keeps improving through most of training.
 #
-# **Protocol.** Train the network on the full training set (the pool of `n_train` samples) and
-# keep its parameters at times $t$ (steps, log-spaced; `train.TrainConfig.snapshot_steps`). For
-# each $t$ take the eNTK $K^t$ at those parameters and:
-# * **(a)** fit it (ridgeless kernel regression from zero initial output) on that same full
-#   training set: $K^t_\text{fit}$. Plot its test error vs $t$ (log $t$), with the network's own
-#   test error at time $t$ and the eNTK at init ($t=0$) as references (Fig. 1C).
+# **Protocol.** Train the network on the full training set (the first `n_train` pool samples,
+# notebook 1's recipe) and keep its parameters at times $t$ (steps, log-spaced, plus $t=0$;
+# `train.TrainConfig.snapshot_steps`). For each $t$ take the eNTK $K^t$ at those parameters and:
+# * **(a)** fit it (ridgeless kernel regression from zero) on that same training set,
+#   $K^t_\text{fit}$, and on `n_train` **fresh** samples the network never saw, $K^{F,t}_\text{fit}$
+#   (so the kernel's advantage from having seen its own training set is visible); plot both
+#   vs $t$ with the network's own test error at time $t$ (Fig. 1C);
 # * **(b)** fit it on the first $n$ samples for each $n$: data-scaling curves of $K^t$ for a few
-#   $t$, with the scaling of the network (trained on $n$ samples, notebook 1): the network has
-#   the best exponent at every $t$ (Fig. 5).
+#   $t$, against the network trained on $n$ samples (notebook 1's networks): Fig. 5.
 #
-# **What to look for.** (a) $K^t_\text{fit}$ falling steadily in $\log t$ up to late times, not
-# flattening after the first epochs; (b) the kernels' exponents improving with $t$ but staying
-# below the network's.
+# **Claims** (`ntk_utils.claims`, paired bootstrap over data draws, seeds and test examples):
+# (a) `keeps_improving` from $t = 0$: the improvement over the second half of the $\log t$ grid
+# must be at least `improve_fraction` of the total improvement since initialization (a kernel
+# that settles after a few epochs gives ~0); (b) `scales_better`: the network's exponent above
+# $K^t$'s.
 #
-# **Choices we made** (all parameters below): the training configuration is notebook 1's (the
-# training run here differs only by keeping snapshots, so the scaling networks of panel (b)
-# are cache hits from notebook 1). With early stopping the snapshots still follow the whole
-# trajectory; early stopping only picks the network's returned parameters, which are not used
-# here. The snapshot grid is `n_snapshots` steps log-spaced from `first_snapshot` to the last
-# step, plus $t=0$.
+# **Choices we made** (all parameters below): the snapshot grid is `n_snapshots` steps
+# log-spaced from `first_snapshot` to the last step, plus $t=0$.
 
 # %%
 import dataclasses
@@ -47,8 +45,9 @@ import os
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
+from IPython.display import Markdown
 
-from ntk_utils import experiments, models, plotting, regression, results, scaling, train
+from ntk_utils import claims, experiments, models, params, plotting, results, scaling, train
 
 _before_parameters = set(globals())
 
@@ -56,160 +55,165 @@ _before_parameters = set(globals())
 task = "cifar10-pair"
 image_size = 8
 n_values = [64, 128, 256, 512, 1024]
-n_test = 1000
+n_test = 2000
 seeds = [0, 1]
-data_seed = 0
+data_seeds = [0]
+val_size = 500
 arch = "myrtle"
 depth = 5
-width = 32
-lr = 2.0
+width = 64
+parameterization = "standard"
+lr = 0.1
 momentum = 0.9
 batch_size = 128
+full_batch = False
 epochs = 40
 min_steps = 400
 schedule = "cosine"
 loss = "mse"
-early_stopping = True
-val_size = 500
+early_stopping = False
+center = False
 ridge = 0.0
 n_train = 1024
 n_snapshots = 6
 first_snapshot = 4
 snapshot_steps = []
 t_scaling = [0, 2, 4, -1]
+n_boot = 1000
+alpha_margin = 0.02
+improve_fraction = 0.25
+underfit_train_error = 0.02
 output_dir = "outputs/notebooks/05_kernel_dynamics"
 
 # %% [markdown]
-# `n_train` is the full training set of the dynamics run. The snapshot grid is `n_snapshots`
-# steps log-spaced from `first_snapshot` (4 steps = half an epoch at n_train=1024, batch 128) to
-# the last step, plus $t = 0$; a non-empty `snapshot_steps` (steps $t > 0$) replaces it.
 # `t_scaling` holds indices into the grid $[0, t_1, \dots, t_K]$ (0 = init, -1 = the last
-# step): the times that get a scaling curve in panel (b).
+# step): the times that get a scaling curve in panel (b). A non-empty `snapshot_steps` (steps
+# $t > 0$) replaces the log-spaced grid.
 
 # %%
+parameters = params.check("05_kernel_dynamics", results.collect_parameters(globals(), _before_parameters))
+globals().update(parameters)
 os.makedirs(output_dir, exist_ok=True)
-parameters = results.collect_parameters(globals(), _before_parameters)
-net = models.arch_from_config(arch, width, depth)
+net = models.arch_from_config(arch, width, depth, parameterization)
 config = train.TrainConfig.from_parameters(parameters)
 n_values = sorted(n_values)
-data = experiments.load(task, max(n_values + [n_train]), n_test, image_size, data_seed)
+tasks = [experiments.load(task, max(n_values + [n_train]), n_test, image_size, d, val_size) for d in data_seeds]
 total_steps = config.num_steps(n_train)
 steps = sorted(set(snapshot_steps)) if snapshot_steps else \
     sorted({int(round(t)) for t in np.geomspace(first_snapshot, total_steps, n_snapshots)})
 if steps[0] < 1 or steps[-1] > total_steps:
     raise ValueError(f"snapshot steps must lie in 1..{total_steps}, got {steps}")
 t_grid = [0] + steps
-epochs_at = [t * min(batch_size or n_train, n_train) / n_train for t in t_grid]
+epochs_at = [t * config.batch(n_train) / n_train for t in t_grid]
 t_scaling = sorted({t_grid[i] for i in t_scaling})
+ns_kernel = sorted(set(n_values) | {n_train})
 print(net.describe())
-print(f"task {task}: pool {data.x.shape}, test {data.x_test.shape}; training on n_train={n_train} for "
-      f"{total_steps} steps; snapshots at t = {t_grid} (epochs {[round(e, 2) for e in epochs_at]})")
+print(f"task {task}: {len(tasks)} data draws; training on n_train={n_train} for {total_steps} steps; "
+      f"snapshots at t = {t_grid} (epochs {[round(e, 2) for e in epochs_at]})")
 
 # %% [markdown]
 # ## The training run with snapshots, and the eNTK at every snapshot
-# $K^t$ is computed once on the full training set (and test vs training set); $K^t_\text{fit}$
-# and the scaling curve of $K^t$ are both read off it, on nested leading blocks.
+# $K^t$ is computed once on the training set (and test vs training set); $K^t_\text{fit}$ and
+# the scaling curve of $K^t$ are both read off it, on nested leading blocks.
 
 # %%
-val = data.fresh(val_size) if early_stopping else None   # the same validation set as network_curve
-ns_kernel = sorted(set(n_values) | {n_train})
-kernel_curves = np.zeros((len(seeds), len(t_grid), len(ns_kernel)))   # K^t fitted on the first n
-network_at_t = np.zeros((len(seeds), len(t_grid)))
-for i, seed in enumerate(seeds):
-    run = train.train(net, data.x[:n_train], data.y[:n_train],
-                      dataclasses.replace(config, seed=seed, snapshot_steps=tuple(t_grid)), val=val)
-    for j, t in enumerate(t_grid):
-        params = run.snapshots[t]
-        network_at_t[i, j] = regression.test_error(train.predict(net, params, data.x_test), data.y_test)
-        kernel_curves[i, j] = experiments.entk_curve(net, params, data, ns_kernel, ridge)
+def dynamics(data):
+    """Outcomes of one data draw: over t (S, len(t_grid), T) and over n (S, len(n_values), T)."""
+    x_fresh, y_fresh = data.fresh(n_train)
+    shape = (len(seeds), len(t_grid), len(data.y_test))
+    out = {"K^t_fit": np.full(shape, np.nan), "K^F,t_fit": np.full(shape, np.nan), "network(t)": np.full(shape, np.nan),
+           **{f"K^t, t={t}": np.full((len(seeds), len(n_values), len(data.y_test)), np.nan) for t in t_scaling}}
+    for i, seed in enumerate(seeds):
+        run = train.train(net, data.x[:n_train], data.y[:n_train],
+                          dataclasses.replace(config, seed=seed, snapshot_steps=tuple(t_grid)), val=data.val)
+        for j, t in enumerate(t_grid):
+            p = run.snapshots[t]
+            out["network(t)"][i, j] = experiments.wrong(run.outputs(net, data.x_test, p), data.y_test)
+            pool = dict(zip(ns_kernel, experiments.entk_outcomes(net, p, data.x, data.y, data.x_test, data.y_test,
+                                                                 ns_kernel, ridge)))
+            out["K^t_fit"][i, j] = pool[n_train]
+            out["K^F,t_fit"][i, j] = experiments.entk_outcomes(net, p, x_fresh, y_fresh, data.x_test, data.y_test,
+                                                               [n_train], ridge)[0]
+            if t in t_scaling:
+                out[f"K^t, t={t}"][i] = [pool[n] for n in n_values]
+    wrong, trained = experiments.network_outcomes(net, data, n_values, seeds, config)
+    out["network"] = wrong
+    out["train_error"] = experiments.training_fit(trained, seeds, n_values)["train_error"]
+    return out
 
-kernel_fit = kernel_curves[:, :, ns_kernel.index(n_train)]      # K^t_fit: (seeds, len(t_grid))
-print(f"{'t':>5} {'epoch':>6}  K^t_fit  network(t)")
+
+outcomes = experiments.over_draws(dynamics, tasks)
+train_error = outcomes.pop("train_error")
+underfit = claims.underfit(train_error, underfit_train_error, data_seeds, seeds, n_values)
+over_t = ("K^t_fit", "K^F,t_fit", "network(t)")
+curves = {name: experiments.summarize("t" if name in over_t else "n", t_grid if name in over_t else n_values, o)
+          for name, o in outcomes.items()}
+print(f"{'t':>5} {'epoch':>6}  K^t_fit  K^F,t_fit  network(t)")
 for j, t in enumerate(t_grid):
-    print(f"{t:>5} {epochs_at[j]:>6.2f}  {kernel_fit[:, j].mean():.3f}    {network_at_t[:, j].mean():.3f}")
-
-# %% [markdown]
-# ## Data scaling of $K^t$ and of the network
-
-# %%
-network = experiments.network_curve(net, data, n_values, seeds, config, val_size=val_size)[0]
-
-
-def label(t):
-    return "K^0 (eNTK init)" if t == 0 else f"K^t, t={t}"
-
-
-curves = {"network": network}
-for t in t_scaling:
-    curves[label(t)] = kernel_curves[:, t_grid.index(t), [ns_kernel.index(n) for n in n_values]]
-fits = {name: scaling.fit_power_law(n_values, err) for name, err in curves.items()}
-for name, err in curves.items():
-    print(f"{name:>16}: " + "  ".join(f"{e:.3f}" for e in err.mean(0)) + f"   {fits[name]}")
+    print(f"{t:>5} {epochs_at[j]:>6.2f}  " + "  ".join(f"{curves[k]['mean'][j]:.3f}   " for k in over_t))
 
 # %% [markdown]
 # ## Figure 5 (two panels) and Figure 1C on its own
+# Points: mean over draws and seeds (±1 std across them). $t = 0$ is drawn as dotted lines.
 
 # %%
-positive = slice(1, None)   # t > 0, for the log-t axis
-
-
 def draw_fig1c(ax):
-    x = np.array(epochs_at[positive])
-    for values, name, fmt, color in ((kernel_fit, f"eNTK K^t fitted on the {n_train} train samples", "o-", "C3"),
-                                     (network_at_t, "network at time t", "s--", "C0")):
-        v = values[:, positive]
-        ax.errorbar(x, v.mean(0), yerr=v.std(0) if len(seeds) > 1 else None, fmt=fmt, color=color, capsize=3,
-                    ms=4, label=name)
-    ax.axhline(kernel_fit[:, 0].mean(), color="C1", ls=":", label="eNTK at init (t=0)")
+    x = np.array(epochs_at[1:])
+    for name, label, fmt, color in (("K^t_fit", f"eNTK K^t fitted on its {n_train} train samples", "o-", "C3"),
+                                    ("K^F,t_fit", f"K^t fitted on {n_train} fresh samples", "^-", "C4"),
+                                    ("network(t)", "network at time t", "s--", "C0")):
+        c = curves[name]
+        ax.errorbar(x, c["mean"][1:], yerr=c["std"][1:], fmt=fmt, color=color, capsize=3, ms=4, label=label)
+        ax.axhline(c["mean"][0], color=color, ls=":", lw=1)
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xlabel("training time t (epochs)")
+    ax.set_xlabel("training time t (epochs); dotted: t = 0")
     ax.set_ylabel("test error")
 
 
 fig, (ax_a, ax_b) = plotting.figure(2)
 draw_fig1c(ax_a)
-ax_a.set_title("(a) K^t fitted on the full train set", fontsize=9)
+ax_a.set_title("(a) K^t fitted on the train set / on fresh samples", fontsize=9)
 cmap = plt.get_cmap("viridis")
 for k, t in enumerate(t_scaling):
-    plotting.scaling_curve(ax_b, n_values, curves[label(t)], label(t), fits[label(t)],
+    runs = curves[f"K^t, t={t}"]["runs"]
+    plotting.scaling_curve(ax_b, n_values, runs, f"K^t, t={t}", scaling.fit_power_law(n_values, runs, n_boot=0),
                            color=cmap(k / max(1, len(t_scaling) - 1) * 0.9))
-plotting.scaling_curve(ax_b, n_values, network, "network", fits["network"], color="C0", marker="s")
+plotting.scaling_curve(ax_b, n_values, curves["network"]["runs"], "network",
+                       scaling.fit_power_law(n_values, curves["network"]["runs"], n_boot=0), color="C0", marker="s")
 ax_b.set_title("(b) data scaling of K^t", fontsize=9)
-plotting.finish(fig, os.path.join(output_dir, "fig5_kernel_dynamics.png"),
-                f"{task}, {image_size}px, {net.name} width {width}, n_train={n_train}")
-
+title = f"{task}, {image_size}px, {net.name} width {width}, n_train={n_train}, {len(data_seeds)}x{len(seeds)} runs"
+plotting.finish(fig, os.path.join(output_dir, "fig5_kernel_dynamics.png"), title)
 fig, (ax,) = plotting.figure()
 draw_fig1c(ax)
-plotting.finish(fig, os.path.join(output_dir, "fig1c_kernel_dynamics.png"), f"{task}, {image_size}px, n={n_train}")
+plotting.finish(fig, os.path.join(output_dir, "fig1c_kernel_dynamics.png"), title)
 
 # %% [markdown]
-# ## The claims, checked from this run's numbers
-# * **(a) the kernel keeps improving**: `experiments.keeps_improving` on $K^t_\text{fit}$ over
-#   the snapshot steps $t > 0$: with $t_\text{mid} = \sqrt{t_1 t_K}$, the improvement from
-#   $t_\text{mid}$ to $t_K$ must be at least a third of the improvement from $t_1$ to
-#   $t_\text{mid}$ (a kernel that settles after a few epochs gives ~0), and positive for every
-#   seed. *Direction only*: still improving, but less; *not held*: no improvement in the
-#   second half.
-# * **(b) the network scales best**: `scaling.compare_exponents` of the network against $K^t$
-#   at each $t$ of `t_scaling` (held = 95% bootstrap intervals disjoint).
+# ## The claims, from the claims module's rules
 
 # %%
-verdicts = {"K^t_fit keeps improving through training":
-            experiments.keeps_improving(np.array(t_grid[positive]), kernel_fit[:, positive], name="t")}
-for t in t_scaling:
-    verdicts[f"network scales better than {label(t)}"] = scaling.compare_exponents(fits["network"], fits[label(t)])
+verdicts = [claims.keeps_improving(t_grid, outcomes[k], name=k, x_name="t", fraction=improve_fraction,
+                                   n_boot=n_boot) for k in ("K^t_fit", "K^F,t_fit")]
+verdicts += [claims.scales_better(n_values, outcomes["network"], outcomes[f"K^t, t={t}"],
+                                  names=("network", f"K^t, t={t}"), margin=alpha_margin, n_boot=n_boot)
+             for t in t_scaling]
+verdicts = [v.with_caveat(underfit) if underfit else v for v in verdicts]
+Markdown(claims.table(verdicts))
 
-print(f"{'curve':>16}  alpha  [95% CI]")
-for name, fit in fits.items():
-    print(f"{name:>16}  {fit.alpha:.3f} [{fit.alpha_low:.3f}, {fit.alpha_high:.3f}]")
-for claim, (verdict, why) in verdicts.items():
-    print(f"Claim '{claim}': {verdict.upper()} — {why}")
-results.save(output_dir, parameters, {
-    "t_grid": t_grid, "epochs": epochs_at, "n_kernel": ns_kernel, "kernel_curves": kernel_curves,
-    "network_at_t": network_at_t, "n_values": n_values, "curves": curves,
-    "fig1c": {"t": t_grid[positive], "epochs": epochs_at[positive], "kernel_error": kernel_fit[:, positive].mean(0),
-              "network_error": network_at_t[:, positive].mean(0), "entk_init_error": float(kernel_fit[:, 0].mean()),
-              "kernel_error_std": kernel_fit[:, positive].std(0),
-              "network_error_std": network_at_t[:, positive].std(0)},
-    "fits": fits, "verdicts": verdicts})
+# %% [markdown]
+# ## Result
+
+# %%
+fit_t = curves["K^t_fit"]["mean"]
+Markdown(
+    f"On {task} at {image_size}px ({len(data_seeds)} data draws x {len(seeds)} seeds, {n_test} test images), "
+    f"the eNTK fitted on the {n_train} training samples errs on {fit_t[0]:.3f} of test images at t = 0 and "
+    f"{fit_t[-1]:.3f} at t = {t_grid[-1]} (on fresh samples: {curves['K^F,t_fit']['mean'][0]:.3f} -> "
+    f"{curves['K^F,t_fit']['mean'][-1]:.3f}); the network itself ends at {curves['network(t)']['mean'][-1]:.3f}. "
+    + " ".join(f"**{v.claim}: {v.status}.** {v.text}" for v in verdicts))
+
+# %%
+results.save(output_dir, parameters, {"t_grid": t_grid, "epochs": epochs_at, "n_values": n_values, "curves": curves,
+                                      "train_error": train_error, "underfit": underfit,
+                                      "verdicts": {v.claim: v.as_dict() for v in verdicts}})
+np.savez_compressed(os.path.join(output_dir, "outcomes.npz"), **{k: v.astype(np.float16) for k, v in outcomes.items()})

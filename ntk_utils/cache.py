@@ -1,22 +1,54 @@
 """Content-addressed on-disk cache for kernels and trained networks.
 
-An entry's key is the SHA-256 of everything that determines it (architecture, data,
-parameters, settings), so a kernel that several notebooks need is computed once, and a
-change to any input gives a new entry rather than a stale hit. Entries are written to a
-temporary file and renamed into place: a run killed midway leaves no entry.
+    value = cached("entk", (arch, params, x1, x2), lambda: compute(...))
+
+What makes an entry
+-------------------
+An entry's key is the SHA-256 of its kind, everything that determines it (architecture, data,
+parameters, settings) and :func:`code_fingerprint`: a hash of the library source that computes
+numbers and of the pinned package versions. So a kernel that several notebooks need is computed
+once, and a change to any input, to that code (train.py, fast_ntk.py, ...) or to jax & co. gives
+a new entry rather than a stale hit. Old entries are never read again; delete the folder to
+reclaim the space.
+
+The fingerprint hashes every ``ntk_utils/*.py`` except NO_NUMBERS: modules that only run,
+record or draw (grid, results, plotting, claims) and this file, whose key and file format are
+checked by other means (the key covers the inputs; a file not in the format below is corrupt).
+Tests change it by monkeypatching ``cache.code_fingerprint``.
+
+Files and corruption
+--------------------
+``<cache dir>/<kind>/<key>.pkl`` holds a header, MAGIC + payload length (8 bytes, little endian)
++ SHA-256 of the payload (32 bytes), then the payload: the pickled value. Writes go to a
+temporary file renamed into place: a run killed midway leaves no entry. On load, a file that is
+truncated, fails its checksum, does not unpickle, or fails the caller's ``check(value)`` is
+reported with a warning naming it, deleted, and treated as missing: the value is recomputed and
+rewritten.
+
+:func:`stats` counts this process's hits and misses per kind and lists the corrupt files it
+recomputed; results.json records it (ntk_utils.results.metadata).
 
 Location: ``$NTK_CACHE_DIR``, else ``outputs/cache`` in the repository.
 """
+import collections
 import dataclasses
+import functools
 import hashlib
+import json
 import os
 import pathlib
 import pickle
+import struct
 import tempfile
+import warnings
 
 import numpy as np
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGE = pathlib.Path(__file__).resolve().parent
+NO_NUMBERS = {"grid.py", "results.py", "plotting.py", "claims.py", "cache.py"}  # left out of the fingerprint
+MAGIC = b"ntk-cache-1\n"
+HEADER = struct.Struct(f"<{len(MAGIC)}sQ32s")  # magic, payload length, sha256(payload)
 
 
 def cache_dir():
@@ -24,6 +56,22 @@ def cache_dir():
     path.mkdir(parents=True, exist_ok=True)
     return path
 
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint():
+    """16 hex digits: SHA-256 of (name, bytes) of each ntk_utils/*.py not in NO_NUMBERS, and of
+    the pinned packages' installed versions. Computed once per process (the code it runs)."""
+    from ntk_utils._compat import installed_versions
+    h = hashlib.sha256()
+    for path in sorted(PACKAGE.glob("*.py")):
+        if path.name not in NO_NUMBERS:
+            h.update(f"{path.name}:{path.stat().st_size}:".encode())
+            h.update(path.read_bytes())
+    h.update(json.dumps(installed_versions(), sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- keys
 
 def _feed(h, obj):
     """Feed a stable byte description of ``obj`` (arrays, pytrees, dataclasses, scalars) to ``h``."""
@@ -52,8 +100,10 @@ def _feed(h, obj):
 
 
 def key(*parts):
-    """Hex digest identifying ``parts`` (nested dicts/tuples of arrays, Archs, configs, scalars)."""
+    """Hex digest identifying ``parts`` (nested dicts/tuples of arrays, Archs, configs, scalars)
+    as computed by this code (:func:`code_fingerprint`)."""
     h = hashlib.sha256()
+    _feed(h, ("code", code_fingerprint()))
     _feed(h, parts)
     return h.hexdigest()[:32]
 
@@ -62,37 +112,115 @@ def _path(kind, k):
     return cache_dir() / kind / f"{k}.pkl"
 
 
-def load(kind, k):
-    """The cached object, or None if absent."""
+# ----------------------------------------------------------------------------- hit/miss record
+
+_STATS = {"hits": collections.Counter(), "misses": collections.Counter(), "disabled": collections.Counter(),
+          "recomputed_corrupt": []}
+
+
+def stats():
+    """This process's cache use: {"hits": {kind: n}, "misses": {kind: n}, "disabled": {kind: n}
+    (calls with enabled=False), "recomputed_corrupt": [paths of corrupt entries deleted]}."""
+    return {name: dict(v) if isinstance(v, collections.Counter) else list(v) for name, v in _STATS.items()}
+
+
+def reset_stats():
+    for v in _STATS.values():
+        v.clear()
+
+
+# ----------------------------------------------------------------------------- files
+
+class _HashingWriter:
+    """File wrapper that hashes and counts what pickle writes through it."""
+
+    def __init__(self, f):
+        self.f, self.sha, self.size = f, hashlib.sha256(), 0
+
+    def write(self, b):
+        self.sha.update(b)
+        self.size += memoryview(b).nbytes
+        return self.f.write(b)
+
+
+def _read_checked(path, check):
+    """The value stored at ``path``; raises ValueError saying what is wrong with the file.
+    Two passes (checksum, then unpickle) so a multi-GB kernel is held in memory only once."""
+    with open(path, "rb") as f:
+        header = f.read(HEADER.size)
+        if len(header) < HEADER.size:
+            raise ValueError(f"is truncated or not a cache entry ({len(header)} bytes, shorter than the header)")
+        magic, size, digest = HEADER.unpack(header)
+        if magic != MAGIC:
+            raise ValueError("is not a cache entry (bad header)")
+        actual = os.fstat(f.fileno()).st_size - HEADER.size
+        if actual != size:
+            raise ValueError(f"has a {actual}-byte payload, {size} expected (truncated?)")
+        sha = hashlib.sha256()
+        while block := f.read(1 << 24):
+            sha.update(block)
+        if sha.digest() != digest:
+            raise ValueError("fails its checksum")
+        f.seek(HEADER.size)
+        try:
+            value = pickle.load(f)
+        except Exception as e:  # anything unpickling raises means the payload is unusable
+            raise ValueError(f"does not unpickle ({type(e).__name__}: {e})") from None
+    if check is not None:
+        try:
+            ok = bool(check(value))
+        except Exception:  # a check that cannot even run on the value: the value is wrong
+            ok = False
+        if not ok:
+            raise ValueError("fails its check (e.g. a wrong shape)")
+    return value
+
+
+def load(kind, k, check=None):
+    """The cached object, or None if absent. A corrupt entry (see the module docstring) or one
+    for which ``check(value)`` is false is deleted, with a warning naming it, and None returned."""
     path = _path(kind, k)
     if not path.exists():
         return None
-    with open(path, "rb") as f:
-        return pickle.load(f)
+    try:
+        return _read_checked(path, check)
+    except (ValueError, OSError) as e:
+        warnings.warn(f"cache entry {e}: deleted it, recomputing: {path}", stacklevel=3)
+        path.unlink(missing_ok=True)
+        _STATS["recomputed_corrupt"].append(str(path))
+        return None
 
 
 def save(kind, k, obj):
-    """Write ``obj`` atomically (temporary file + rename)."""
+    """Write ``obj`` atomically (temporary file + rename), with its length and checksum."""
     path = _path(kind, k)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.write(b"\0" * HEADER.size)  # placeholder: the checksum is known only after pickling
+            w = _HashingWriter(f)
+            pickle.dump(obj, w, protocol=pickle.HIGHEST_PROTOCOL)
+            f.seek(0)
+            f.write(HEADER.pack(MAGIC, w.size, w.sha.digest()))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def cached(kind, parts, compute, enabled=True):
-    """``compute()`` once per distinct ``parts``; later calls load it from disk."""
+def cached(kind, parts, compute, enabled=True, check=None):
+    """``compute()`` once per distinct ``parts`` and code fingerprint; later calls load it from
+    disk. ``check(value) -> bool`` (optional, e.g. a shape test) rejects a loaded entry."""
     if not enabled:
+        _STATS["disabled"][kind] += 1
         return compute()
     k = key(kind, parts)
-    hit = load(kind, k)
+    hit = load(kind, k, check)
     if hit is not None:
+        _STATS["hits"][kind] += 1
         return hit
+    _STATS["misses"][kind] += 1
     value = compute()
     save(kind, k, value)
     return value

@@ -49,11 +49,15 @@ their final name only after the checksum passed, so a file under its final name 
 Downloading the same file from two processes at once is not supported: fetch first, e.g.
 ``python -m ntk_utils.data cifar10``.
 
+Every file read is recorded; files_fingerprint() hashes them for results.json, so a run on a
+re-encoded or otherwise different copy of a dataset is told apart from one on the official files.
+
 This module imports only numpy, scipy, tqdm and the standard library, so it is cheap to import.
 """
 import functools
 import hashlib
 import http.client
+import json
 import os
 import pickle
 import shutil
@@ -235,6 +239,62 @@ def fetch(dataset, data_dir=None):
         _load_split(dataset, split, root)
 
 
+# ----------------------------------------------------------------------------- which files were read
+
+_FILES_READ = {}        # absolute path -> (path relative to its data root, (size, mtime_ns) when read, official)
+_SYNTHETIC_READ = [False]
+
+
+def _record(path, root, official=None):
+    """Note that ``path`` (under the data root ``root``) was read. official: True when the file
+    passed the official checksum on reading, None when that is unknown."""
+    st = os.stat(path)
+    _FILES_READ[str(Path(path).resolve())] = (Path(path).relative_to(root).as_posix(), (st.st_size, st.st_mtime_ns),
+                                              official)
+
+
+def reset_files_read():
+    """Forget the files read so far (tests)."""
+    _FILES_READ.clear()
+    _SYNTHETIC_READ[0] = False
+
+
+@functools.lru_cache(maxsize=None)
+def _sha256_16(path, size, mtime_ns):
+    """First 16 hex digits of the file's SHA-256, read in chunks; cached per (path, size, mtime)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 24):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def files_fingerprint():
+    """What data this process read, for results.json:
+    {"files": {name: {"bytes", "sha256" (16 hex), "official"}}, "sha256": 16 hex over all files
+    (None if none), "official": True if every file passed an official checksum else None (unknown),
+    "synthetic": whether the generated task was used, "note"}. name: the path relative to the
+    data root (absolute when files from two data roots were read). A file changed on disk since
+    it was read is marked "changed": the hash is of today's bytes, not those used."""
+    entries = sorted(_FILES_READ.items())
+    relative = [rel for _, (rel, _, _) in entries]
+    files = {}
+    for path, (rel, stamp, official) in entries:
+        st = os.stat(path)
+        info = {"bytes": st.st_size, "sha256": _sha256_16(path, st.st_size, st.st_mtime_ns), "official": official}
+        if (st.st_size, st.st_mtime_ns) != stamp:
+            info["changed"] = True
+        files[rel if len(set(relative)) == len(relative) else path] = info
+    combined = hashlib.sha256(json.dumps({k: v["sha256"] for k, v in files.items()}, sort_keys=True).encode())
+    out = {"files": files, "sha256": combined.hexdigest()[:16] if files else None,
+           "official": True if files and all(v["official"] for v in files.values()) else None,
+           "synthetic": _SYNTHETIC_READ[0]}
+    if any(CIFAR10_DIR in name for name in files):
+        out["note"] = ("CIFAR-10 batches: no official checksums of the extracted files are published; "
+                       "compare the sha256 with that of an extraction of the official archive")
+    return out
+
+
 # ----------------------------------------------------------------------------- decoding
 
 def _corrupt(path, e):
@@ -313,15 +373,23 @@ def _load_split(dataset, split, root):
         folder = _cifar10_folder(root)
         files = CIFAR10_BATCHES if split == "train" else ["test_batch"]
         parts = [_read_cifar10_batch(folder / f) for f in files]
+        for f in files:
+            _record(folder / f, root)
         return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
     if dataset == "svhn":
         hint = f"To work offline, place train_32x32.mat and test_32x32.mat in {root}/."
-        return _read_svhn(_fetch(f"{split}_32x32.mat", root, hint))
+        name = f"{split}_32x32.mat"
+        out = _read_svhn(_fetch(name, root, hint))
+        _record(root / name, root, official=True if SOURCES[name][1] else None)  # _fetch checked its md5
+        return out
     if dataset == "synthetic":
+        _SYNTHETIC_READ[0] = True
         return _synthetic(split)
     if dataset == "cifar5m":
         hint = f"To work offline, place the CIFAR-5m files part0.npz ... part5.npz in {root / 'cifar5m'}/."
-        return _read_cifar5m_part(_fetch(f"cifar5m/{split}.npz", root, hint))
+        out = _read_cifar5m_part(_fetch(f"cifar5m/{split}.npz", root, hint))
+        _record(root / f"cifar5m/{split}.npz", root)  # no official checksums are published
+        return out
     raise ValueError(f"unknown dataset {dataset!r}")
 
 
@@ -466,6 +534,49 @@ def load_task(name, n_train, n_test, seed=0, image_size=32, classes=None, skip=0
 
     return (*assemble(train), *assemble(test))
 
+
+
+@functools.lru_cache(maxsize=None)
+def _split_labels(dataset, split, root):
+    """Labels (N,) int64 of one split, read from files already in the data cache (DataError when
+    one is missing: nothing is downloaded or extracted). Not recorded as read (see files_fingerprint)."""
+    root = Path(root)
+    if dataset == "synthetic":
+        return _synthetic(split)[1]
+    if dataset == "cifar10":
+        files = [root / CIFAR10_DIR / f for f in (CIFAR10_BATCHES if split == "train" else ["test_batch"])]
+    else:
+        files = [root / (f"{split}_32x32.mat" if dataset == "svhn" else f"cifar5m/{split}.npz")]
+    if missing := [str(f) for f in files if not f.is_file()]:
+        raise DataError(f"not in the data cache: {', '.join(missing)}")
+    if dataset == "cifar10":
+        return np.concatenate([_read_cifar10_batch(f)[1] for f in files])
+    try:
+        if dataset == "svhn":
+            return scipy.io.loadmat(files[0], variable_names=["y"])["y"].reshape(-1).astype(np.int64) % 10
+        with np.load(files[0]) as npz:
+            return npz["Y"].astype(np.int64)
+    except Exception as e:
+        raise _corrupt(files[0], e) from None
+
+
+def available(task, classes=None, data_dir=None):
+    """(n_train, n_test): how many balanced samples of the task's two class groups its training
+    stream (all training splits) and its test split hold, i.e. the largest n_train + skip and
+    n_test that load_task accepts. Reads labels only, of files already in the data cache: raises
+    DataError when a file is missing (it downloads nothing)."""
+    if task not in TASK_SPECS:
+        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    dataset, default_classes = TASK_SPECS[task]
+    pos, neg = _check_classes(default_classes if classes is None else classes)
+    root = str(resolve_data_dir(data_dir))
+    train_splits, test_split = SPLITS[dataset]
+
+    def balanced(split):
+        labels = _split_labels(dataset, split, root)
+        return 2 * min(int(np.isin(labels, pos).sum()), int(np.isin(labels, neg).sum()))
+
+    return sum(balanced(split) for split in train_splits), balanced(test_split)
 
 if __name__ == "__main__":
     # python -m ntk_utils.data cifar10 svhn   (download into the data cache ahead of parallel runs)

@@ -1,9 +1,23 @@
-"""The measurements every section repeats: test error vs n of a network, of its eNTK at
-initialization, and of the infinite NTK, on nested training sets.
+"""The measurements every section repeats, as per-example outcomes.
 
-Kernel curves are computed once on the largest training set: the sets are nested (the
-first n samples of the n_max set are the n set), so K on the n set is the leading n×n block
-of K on the n_max set, and one kernel serves every n.
+Data layout of one *data draw* (``data_seed``): the task's training stream, shuffled by the
+seed, is cut into
+
+    [ validation (val_size) | training pool (n_max) | fresh samples ... ]
+
+The size-n training set is the first n of the pool, so training sets are nested, and the
+validation set does not depend on n or n_max: the network for (n, seed, data_seed) is the same
+in every notebook (and the disk cache really is shared). Fresh samples (for K^F) come after
+the largest pool a notebook uses. The test set is the task's fixed test set: the same for
+every draw and seed, which is what makes bootstrap comparisons paired over test examples.
+
+Outcomes: every predictor is summarized by ``wrong``, 1 where a test example is misclassified,
+shaped (S, K, T) for S seeds (1 for a deterministic kernel), K points (n, t, m or width) and T
+test examples; notebooks stack data draws in front, (D, S, K, T), for :mod:`ntk_utils.claims`.
+NaN marks a missing point (e.g. a diverged network).
+
+Kernel curves are computed once on the largest training set: K on the first n samples is the
+leading n×n block of K on n_max samples, so one kernel serves every n.
 """
 import dataclasses
 
@@ -14,52 +28,79 @@ from ntk_utils import data, kernels, regression, train
 
 @dataclasses.dataclass
 class Task:
-    """Training pool (the first n of it is the size-n training set) and a fixed test set."""
+    """One data draw: validation set, training pool (its first n = the size-n training set), test set."""
     name: str
-    x: np.ndarray          # (n_max, H, W, C) float32
+    x: np.ndarray          # (n_max, H, W, C) float32: the training pool
     y: np.ndarray          # (n_max,) ±1
+    x_val: np.ndarray      # (val_size, H, W, C)
+    y_val: np.ndarray
     x_test: np.ndarray     # (n_test, H, W, C)
-    y_test: np.ndarray     # (n_test,)
+    y_test: np.ndarray
     image_size: int
     data_seed: int
 
+    @property
+    def val(self):
+        return (self.x_val, self.y_val) if len(self.x_val) else None
+
     def fresh(self, n, after=None):
-        """n samples disjoint from this pool's first ``after`` (default: all of it): for K^F."""
-        x, y, _, _ = data.load_task(self.name, n, 1, seed=self.data_seed, image_size=self.image_size,
-                                    skip=len(self.x) if after is None else after)
+        """n samples disjoint from the validation set and from the first ``after`` pool samples
+        (default: the whole pool): for the after-kernel K^F."""
+        skip = len(self.x_val) + (len(self.x) if after is None else after)
+        x, y, _, _ = data.load_task(self.name, n, 1, seed=self.data_seed, image_size=self.image_size, skip=skip)
         return x, y
 
 
-def load(task, n_max, n_test, image_size=8, data_seed=0):
-    """A :class:`Task` with an n_max training pool and n_test test images."""
-    x, y, x_test, y_test = data.load_task(task, n_max, n_test, seed=data_seed, image_size=image_size)
-    return Task(task, x, y, x_test, y_test, image_size, data_seed)
+def load(task, n_max, n_test, image_size=8, data_seed=0, val_size=500):
+    """A :class:`Task`: ``val_size`` validation images, an ``n_max`` pool and ``n_test`` test images."""
+    x, y, x_test, y_test = data.load_task(task, val_size + n_max, n_test, seed=data_seed, image_size=image_size)
+    return Task(task, x[val_size:], y[val_size:], x[:val_size], y[:val_size], x_test, y_test, image_size, data_seed)
 
 
-def nested_kernel_errors(k_train, k_test_train, y, y_test, ns, ridge=0.0):
-    """Test errors (len(ns),) of kernel regression on the first n samples, for each n in ns.
+def wrong(predictions, y):
+    """(T,) float: 1 where sign(prediction) != y (ties f = 0 count as +1, as in regression.test_error)."""
+    return (np.where(np.asarray(predictions).reshape(-1) >= 0, 1.0, -1.0) != np.asarray(y).reshape(-1)).astype(float)
 
-    k_train: (N, N) kernel on the pool; k_test_train: (n_test, N); ns <= N.
+
+def kernel_outcomes(k_train, k_test_train, y, y_test, ns, ridge=0.0, f0=None, f0_test=None):
+    """Per-example outcomes (len(ns), T) of kernel regression on the first n samples, each n in ns.
+
+    k_train: (N, N) kernel on the pool; k_test_train: (T, N); ns <= N. With the network's
+    initial outputs f0 (N,) and f0_test (T,), the predictor is the linearized network trained
+    to convergence: f0(X*) + K(X*, X) K(X, X)^-1 (y - f0(X)); without, kernel regression from 0.
     """
-    return np.array([regression.kernel_test_error(k_train[:n, :n], y[:n], k_test_train[:, :n], y_test, ridge=ridge)
+    f0 = np.zeros(len(y)) if f0 is None else np.asarray(f0)
+    f0_test = np.zeros(len(y_test)) if f0_test is None else np.asarray(f0_test)
+    return np.array([wrong(f0_test + regression.kernel_regression(k_train[:n, :n], y[:n] - f0[:n],
+                                                                  k_test_train[:, :n], ridge=ridge), y_test)
                      for n in ns])
 
 
-def network_curve(arch, task, ns, seeds, config, *, val_size=0, progress=True):
-    """Network test errors (len(seeds), len(ns)) and the trained results {(seed, n): TrainResult}.
+def network_outcomes(arch, task, ns, seeds, config, *, progress=True):
+    """Trained networks on the first n pool samples, for each seed and n.
 
-    With ``config.early_stopping``, ``val_size`` fresh samples (outside the pool) are the
-    validation set.
+    Returns (wrong (S, K, T) with NaN rows for diverged networks, {(seed, n): TrainResult}).
+    The validation set (task.val) is always passed: its loss is recorded, and it selects the
+    returned parameters when ``config.early_stopping``.
     """
-    val = task.fresh(val_size) if config.early_stopping else None
-    errors, results = np.zeros((len(seeds), len(ns))), {}
+    out, results = np.full((len(seeds), len(ns), len(task.y_test)), np.nan), {}
     for i, seed in enumerate(seeds):
         for j, n in enumerate(ns):
-            cfg = dataclasses.replace(config, seed=seed)
-            result = train.train(arch, task.x[:n], task.y[:n], cfg, val=val, progress=progress)
-            errors[i, j] = regression.test_error(train.predict(arch, result.params, task.x_test), task.y_test)
+            try:
+                result = train.train(arch, task.x[:n], task.y[:n], dataclasses.replace(config, seed=seed),
+                                     val=task.val, progress=progress)
+            except train.TrainingDiverged:
+                continue
+            out[i, j] = wrong(result.outputs(arch, task.x_test), task.y_test)
             results[seed, n] = result
-    return errors, results
+    return out, results
+
+
+def training_fit(results, seeds, ns):
+    """{"train_loss", "train_error"}: (S, K) arrays (NaN where missing) of the returned networks on
+    their own training sets: how well each network fit what it was trained on."""
+    return {k: np.array([[getattr(results[s, n], k) if (s, n) in results else np.nan for n in ns] for s in seeds])
+            for k in ("train_loss", "train_error")}
 
 
 def init_params(arch, seed, task):
@@ -69,99 +110,64 @@ def init_params(arch, seed, task):
     return jax.device_get(models.flax_model(arch).init(jax.random.PRNGKey(seed), task.x[:1]))
 
 
-def entk_curve(arch, params, task, ns, ridge=0.0):
-    """Test errors (len(ns),) of kernel regression with the eNTK of ``arch`` at ``params``."""
-    n_max = max(ns)
-    k = kernels.network_ntk(arch, params, task.x[:n_max])
-    k_test = kernels.network_ntk(arch, params, task.x_test, task.x[:n_max])
-    return nested_kernel_errors(k, k_test, task.y, task.y_test, ns, ridge)
+def entk_outcomes(arch, params, x, y, x_test, y_test, ns, ridge=0.0, linearized=False):
+    """Outcomes (len(ns), T) of kernel regression with the eNTK of ``arch`` at ``params``, fitted on
+    the first n of (x (N, H, W, C), y (N,)) for each n in ns and tested on (x_test, y_test).
 
-
-def entk_init_curve(arch, task, ns, seeds, ridge=0.0):
-    """eNTK-at-initialization test errors (len(seeds), len(ns)), one initialization per seed."""
-    return np.array([entk_curve(arch, init_params(arch, seed, task), task, ns, ridge) for seed in seeds])
-
-
-def infinite_curve(arch, task, ns, ridge=0.0):
-    """Infinite-NTK test errors (len(ns),) of ``arch`` (cached: computed once per data set)."""
-    n_max = max(ns)
-    k = kernels.infinite_ntk_cached(arch, task.x[:n_max])
-    k_test = kernels.infinite_ntk_cached(arch, task.x_test, task.x[:n_max])
-    return nested_kernel_errors(k, k_test, task.y, task.y_test, ns, ridge)
-
-
-def entk_errors(arch, params, x, y, x_test, y_test, ns, ridge=0.0):
-    """Test errors (len(ns),) of kernel regression with the eNTK of ``arch`` at ``params``,
-    fitted on the first n of (x (N, H, W, C), y (N,)) for each n in ns (<= N) and tested on
-    (x_test (n_test, H, W, C), y_test (n_test,)).
-
-    :func:`entk_curve` on any sample set, e.g. fresh samples (``Task.fresh``) for the
-    after-kernel K^F_m(n). One kernel on x[:max(ns)] serves every n (cached on disk: the same
-    inputs and params as an :func:`entk_curve` call give a cache hit).
+    One kernel on x[:max(ns)] serves every n (cached on disk). ``linearized``: add the network's
+    outputs f0 at ``params`` (the linearized network around ``params``, trained to convergence).
     """
     n_max = max(ns)
     k = kernels.network_ntk(arch, params, x[:n_max])
     k_test = kernels.network_ntk(arch, params, x_test, x[:n_max])
-    return nested_kernel_errors(k, k_test, y, y_test, ns, ridge)
+    f0 = (train.predict(arch, params, x[:n_max]), train.predict(arch, params, x_test)) if linearized else (None, None)
+    return kernel_outcomes(k, k_test, y, y_test, ns, ridge, *f0)
 
 
-def improvement_halves(x, errors):
-    """How much an error curve falls over the first and the second half of its grid in log x.
-
-    x: (k,) positive, increasing (k >= 2); errors: (k,) or (s, k) (e.g. one row per seed).
-    Returns (first, second), each (s,): err(x_1) - err(x_mid) and err(x_mid) - err(x_k), with
-    x_mid = sqrt(x_1 x_k) and err(x_mid) interpolated linearly in log x. Positive = improving.
-    """
-    log_x = np.log(np.asarray(x, dtype=float))
-    errors = np.atleast_2d(np.asarray(errors, dtype=float))
-    mid = np.array([np.interp(0.5 * (log_x[0] + log_x[-1]), log_x, row) for row in errors])
-    return errors[:, 0] - mid, mid - errors[:, -1]
+def entk_init_outcomes(arch, task, ns, seeds, ridge=0.0):
+    """{"eNTK (init)", "linearized network"}: outcomes (S, K, T) of the eNTK at each seed's
+    initialization, from zero and from the network's initial function f0 (same kernel)."""
+    return {name: np.array([entk_outcomes(arch, init_params(arch, seed, task), task.x, task.y, task.x_test,
+                                          task.y_test, ns, ridge, linearized=lin) for seed in seeds])
+            for name, lin in (("eNTK (init)", False), ("linearized network", True))}
 
 
-def keeps_improving(x, errors, *, fraction=1 / 3, name="x"):
-    """Verdict on "the error keeps falling along x, at a steady rate in log x".
-
-    x: (k,) increasing grid; errors: (k,) or (s, k). With (first, second) from
-    :func:`improvement_halves` averaged over rows: "not held" when the second half of the log-x
-    grid brings no improvement, or the whole grid none (first + second <= 0); "held" when the
-    second half brings at least ``fraction`` of the first half's improvement (or any, if the
-    first half brought none) and every row improves there; else "direction only".
-    Returns (verdict, sentence).
-    """
-    first, second = improvement_halves(x, errors)
-    f, s = float(np.mean(first)), float(np.mean(second))
-    x_mid = float(np.sqrt(x[0] * x[-1]))
-    text = (f"error fell by {f:+.4f} from {name}={x[0]:g} to {name}≈{x_mid:.3g} and by {s:+.4f} from there to "
-            f"{name}={x[-1]:g} (per row: {', '.join(f'{v:+.4f}' for v in second)})")
-    if s <= 0:
-        return "not held", text + ": no improvement over the second half"
-    if f + s <= 0:
-        return "not held", text + ": no improvement over the whole grid"
-    if np.all(second > 0) and (f <= 0 or s >= fraction * f):
-        return "held", text + f": the second half brings >= {fraction:.2g} of the first half's improvement"
-    return "direction only", text + f": still improving, but less than {fraction:.2g} of the first half's " \
-                                    "improvement or not in every row"
+def infinite_outcomes(arch, task, ns, ridge=0.0):
+    """Outcomes (1, K, T) of the infinite NTK of ``arch`` (cached: computed once per data set)."""
+    n_max = max(ns)
+    k = kernels.infinite_ntk_cached(arch, task.x[:n_max])
+    k_test = kernels.infinite_ntk_cached(arch, task.x_test, task.x[:n_max])
+    return kernel_outcomes(k, k_test, task.y, task.y_test, ns, ridge)[None]
 
 
-def width_sweep(make_arch, widths, task, n, seeds, config, *, val_size=0, ridge=0.0, progress=True):
-    """Network and eNTK-at-initialization test errors at one training-set size ``n``, across widths.
+def over_draws(measure, tasks):
+    """np.stack([measure(task) for task in tasks]): (D, ...) outcomes; dicts are stacked per key."""
+    parts = [measure(task) for task in tasks]
+    if isinstance(parts[0], dict):
+        return {k: np.stack([p[k] for p in parts]) for k in parts[0]}
+    return np.stack(parts)
+
+
+def summarize(x_name, x, outcomes):
+    """The record of one curve for results.json: per-run test errors (runs = draws × seeds) and
+    their mean and std at each x. outcomes: (D, S, K, T)."""
+    runs = np.nanmean(outcomes, axis=-1).reshape(-1, outcomes.shape[-2])    # (D*S, K)
+    return {"x_name": x_name, "x": list(x), "mean": np.nanmean(runs, 0), "std": np.nanstd(runs, 0),
+            "n_runs": int(runs.shape[0]), "n_test": int(outcomes.shape[-1]), "runs": runs}
+
+
+def width_sweep(make_arch, widths, task, n, seeds, config, *, ridge=0.0, progress=True):
+    """Network and eNTK-at-initialization outcomes at one training-set size ``n``, across widths.
 
     make_arch: width -> Arch, e.g. ``lambda w: models.myrtle(5, w)``.
-    Returns {"network": (len(seeds), len(widths)), "eNTK (init)": (len(seeds), len(widths)),
-    "diverged": [(width, seed), ...]}: a network whose training diverged
-    (:class:`train.TrainingDiverged`) gets NaN error and is listed in "diverged".
-    Trained networks and kernels are the cached ones of :func:`network_curve` / :func:`entk_init_curve`.
+    Returns {"network": (S, len(widths), T), "eNTK (init)": (S, len(widths), T)}; a network whose
+    training diverged has NaN outcomes. Networks and kernels are the cached ones of
+    :func:`network_outcomes` / :func:`entk_init_outcomes`.
     """
-    net_err = np.full((len(seeds), len(widths)), np.nan)
-    entk_err = np.full((len(seeds), len(widths)), np.nan)
-    diverged = []
-    for j, width in enumerate(widths):
+    net, entk = [], []
+    for width in widths:
         arch = make_arch(width)
-        for i, seed in enumerate(seeds):
-            try:
-                net_err[i, j] = network_curve(arch, task, [n], [seed], config, val_size=val_size,
-                                              progress=progress)[0][0, 0]
-            except train.TrainingDiverged:
-                diverged.append((width, seed))
-            entk_err[i, j] = entk_init_curve(arch, task, [n], [seed], ridge)[0, 0]
-    return {"network": net_err, "eNTK (init)": entk_err, "diverged": diverged}
+        net.append(network_outcomes(arch, task, [n], seeds, config, progress=progress)[0][:, 0])
+        entk.append(np.array([entk_outcomes(arch, init_params(arch, seed, task), task.x, task.y, task.x_test,
+                                            task.y_test, [n], ridge)[0] for seed in seeds]))
+    return {"network": np.stack(net, 1), "eNTK (init)": np.stack(entk, 1)}

@@ -1,6 +1,8 @@
-"""Run the notebooks over a parameter grid with papermill.
+"""Run the notebooks over a parameter grid with papermill; compare and publish the results.
 
-    python -m ntk_utils.grid run parameters/quick.yaml [--only 01_data] [--dry-run] [--force]
+    python -m ntk_utils.grid run parameters/quick.yaml [--root outputs/runs] [--only 01_data] [--dry-run] [--force]
+    python -m ntk_utils.grid compare outputs/runs/quick outputs/reference/quick
+    python -m ntk_utils.grid publish outputs/runs/quick outputs/reference/quick
 
 A grid file (YAML) is data:
 
@@ -13,22 +15,31 @@ A grid file (YAML) is data:
         sweep: {variants: [[gd], [no_momentum]]}          # one cell per value (product over keys)
     summary: 00_summary                                   # run last, over everything in the grid
 
-Each cell (notebook x parameter set) runs into ``outputs/<grid>/<notebook>/<cell>/``: the
-executed ``notebook.ipynb``, ``results.json`` and figures. Then every cell's figures are
-copied into ``outputs/<grid>/figures/`` and the summary notebook runs there (Figure 1, the
-table of exponents, the claims).
+Each cell (notebook x parameter set) runs into ``<root>/<grid>/<notebook>/<cell>/`` (root:
+``outputs/runs``, git-ignored): the executed ``notebook.ipynb``, ``results.json`` and figures.
+Then every cell's figures are copied into ``<root>/<grid>/figures/`` and the summary notebook
+runs there (Figure 1, the table of exponents, the claims) over the cells of the grid as it is now.
 
 Safe to interrupt and rerun: a cell runs in a hidden ``.<cell>.running`` folder that is
 renamed into place only when it succeeded, so a killed cell leaves nothing that looks finished.
 A finished cell whose parameters and code (notebook + ntk_utils sources) are unchanged is
 skipped. A failed cell keeps its executed notebook in ``<cell>.failed/`` and the run goes on.
-Unknown parameter names and invalid values are refused before anything is computed.
+Unknown parameter names and invalid values are refused before anything is computed
+(``ntk_utils.params.check``, which each notebook also runs on itself). A run holds an exclusive
+lock on ``<root>/<grid>/.lock``: a second run of the same grid into the same folder is refused.
+
+``compare`` checks that a fresh run reproduces a reference run (the committed
+``outputs/reference/<grid>``) within the noise of its own numbers; ``publish`` copies the
+finished cells of a fresh run over the reference.
 """
 import argparse
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import itertools
 import json
+import math
 import os
 import pathlib
 import re
@@ -39,14 +50,15 @@ import time
 import yaml
 from tqdm.auto import tqdm
 
+from ntk_utils import params
 from ntk_utils.cache import REPO_ROOT
 
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 GRID_KEYS = {"name", "defaults", "notebooks", "summary", "description"}
+DEFAULT_ROOT = REPO_ROOT / "outputs" / "runs"
 
 
 class GridError(ValueError):
-    """A grid file or parameter that cannot run; raised before any compute."""
+    """A grid file, parameter or outputs folder that cannot run; raised before any compute."""
 
 
 @dataclasses.dataclass
@@ -61,81 +73,14 @@ class Cell:
         return f"{self.notebook}/{self.name}"
 
 
-# ----------------------------------------------------------------- parameters
+# ----------------------------------------------------------------------- grid
 
 def notebook_path(stem):
-    path = NOTEBOOKS_DIR / f"{stem}.py"
-    if not path.exists():
-        known = sorted(p.stem for p in NOTEBOOKS_DIR.glob("*.py"))
-        raise GridError(f"no notebook {stem!r}; notebooks: {known}")
-    return path
+    try:
+        return params.notebook_path(stem)
+    except params.ParameterError as e:
+        raise GridError(str(e)) from None
 
-
-def notebook_defaults(stem):
-    """{name: default} from the notebook's cell tagged ``parameters``."""
-    import jupytext
-    nb = jupytext.read(notebook_path(stem))
-    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    if len(cells) != 1:
-        raise GridError(f"{stem} must have exactly one cell tagged 'parameters', found {len(cells)}")
-    namespace = {}
-    exec(cells[0].source, namespace)  # the parameters cell holds plain literal assignments
-    return {k: v for k, v in namespace.items() if not k.startswith("_")}
-
-
-def _positive_int_list(v):
-    return isinstance(v, list) and v and all(isinstance(i, int) and i > 0 for i in v)
-
-
-def _value_errors(name, value):
-    """Problems with one value, for the parameter names whose meaning is shared by notebooks."""
-    from ntk_utils import data
-    if name in ("task", "svhn_task", "svhn_fallback_task") and value not in data.TASKS:
-        return f"unknown task {value!r}; tasks: {sorted(data.TASKS)}"
-    if name == "image_size" and value not in (4, 8, 16, 32):
-        return "image_size must be 4, 8, 16 or 32"
-    if name == "n_values" and not (_positive_int_list(value) and value == sorted(set(value))):
-        return "n_values must be an increasing list of positive integers"
-    if name == "seeds" and not (isinstance(value, list) and value and all(isinstance(s, int) for s in value)):
-        return "seeds must be a non-empty list of integers"
-    if (name.startswith("width") or name in ("n_test", "epochs", "n_train", "n_fixed", "n_fit")) and not (
-            _positive_int_list(value) if isinstance(value, list) else isinstance(value, (int, float)) and value > 0):
-        return f"{name} must be positive"
-    if name.startswith("lr") and not (isinstance(value, (int, float)) and value > 0):
-        return f"{name} must be > 0"
-    if name == "momentum" and not (isinstance(value, (int, float)) and 0 <= value < 1):
-        return "momentum must be in [0, 1)"
-    if name == "ridge" and not (isinstance(value, (int, float)) and value >= 0):
-        return "ridge must be >= 0"
-    return None
-
-
-def _type_ok(default, value):
-    if default is None or value is None:
-        return True
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(default, bool) and isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float))
-    return isinstance(value, type(default))
-
-
-def validate(stem, parameters, defaults=None):
-    """Raise GridError for names the notebook does not have or values it cannot take."""
-    defaults = notebook_defaults(stem) if defaults is None else defaults
-    problems = []
-    for name, value in parameters.items():
-        if name not in defaults:
-            problems.append(f"{name}: not a parameter of {stem} (its parameters: {sorted(defaults)})")
-        elif not _type_ok(defaults[name], value):
-            problems.append(f"{name}: {value!r} is a {type(value).__name__}, expected {type(defaults[name]).__name__}")
-        elif (why := _value_errors(name, value)):
-            problems.append(f"{name}: {why} (got {value!r})")
-    if problems:
-        raise GridError(f"{stem}: invalid parameters:\n  " + "\n  ".join(problems))
-
-
-# ----------------------------------------------------------------------- grid
 
 def code_version(stem):
     """Hash of the notebook and of the ntk_utils sources it runs (all but this runner):
@@ -154,32 +99,79 @@ def _cell_name(sweep_values):
     return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", text)
 
 
+def _read_spec(path):
+    """The grid file as a dict; every way it can be unreadable is one GridError line."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise GridError(f"no grid file {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise GridError(f"cannot read grid file {path}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise GridError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, dict):
+        raise GridError(f"{path}: the top level must be a mapping (name:, defaults:, notebooks:, summary:), "
+                        f"not a {type(spec).__name__}")
+    if unknown := set(spec) - GRID_KEYS:
+        raise GridError(f"{path}: unknown keys {sorted(map(str, unknown))}; allowed: {sorted(GRID_KEYS)}")
+    for key in ("defaults", "notebooks"):
+        if spec.get(key) is not None and not isinstance(spec[key], dict):
+            raise GridError(f"{path}: {key}: must be a mapping, not a {type(spec[key]).__name__}")
+    if not spec.get("notebooks"):
+        raise GridError(f"{path}: selects no notebooks (add a `notebooks:` mapping)")
+    return spec
+
+
 def load_grid(path):
     """(grid name, [Cell], summary notebook or None) from a grid file, fully validated."""
     path = pathlib.Path(path)
-    spec = yaml.safe_load(path.read_text()) or {}
-    if unknown := set(spec) - GRID_KEYS:
-        raise GridError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(GRID_KEYS)}")
-    name = spec.get("name", path.stem)
+    spec = _read_spec(path)
+    name = str(spec.get("name", path.stem))
     shared = spec.get("defaults") or {}
     used = set()
     cells = []
-    for stem, entry in (spec.get("notebooks") or {}).items():
-        entry = entry or {}
+    for stem, entry in spec["notebooks"].items():
+        entry = {} if entry is None else entry
+        if not isinstance(entry, dict):
+            raise GridError(f"{path}: notebooks: {stem}: must be a mapping of parameters, not {entry!r}")
         if not set(entry) <= {"params", "sweep"}:
             entry = {"params": entry}   # shorthand: just the notebook's values, no sweep
-        defaults = notebook_defaults(stem)
+        for key in ("params", "sweep"):
+            if entry.get(key) is not None and not isinstance(entry[key], dict):
+                raise GridError(f"{path}: notebooks: {stem}: {key}: must be a mapping, not {entry[key]!r}")
+        try:
+            defaults = params.notebook_defaults(stem)
+        except params.ParameterError as e:
+            raise GridError(str(e)) from None
         base = {k: v for k, v in shared.items() if k in defaults}
         used |= set(base)
         base.update(entry.get("params") or {})
         sweep = entry.get("sweep") or {}
+        if bad := [k for k, v in sweep.items() if not isinstance(v, list) or not v]:
+            raise GridError(f"{path}: notebooks: {stem}: sweep: {', '.join(map(str, bad))}: "
+                            f"must be a non-empty list of values")
+        version = code_version(stem)
+        seen = {}
         for combo in itertools.product(*sweep.values()):
             values = dict(zip(sweep, combo))
-            parameters = {**base, **values}
-            validate(stem, parameters, defaults)
+            try:
+                parameters = params.check(stem, {**base, **values})   # values coerced to the notebook's types
+            except params.ParameterError as e:
+                raise GridError(str(e)) from None
+            cell_name = _cell_name(values)
+            if cell_name in seen:
+                raise GridError(f"{path}: notebooks: {stem}: two sweep values give the same cell "
+                                f"{stem}/{cell_name}: {seen[cell_name]} and {values}")
+            seen[cell_name] = values
             fingerprint = hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()
-                                         + code_version(stem).encode()).hexdigest()[:16]
-            cells.append(Cell(stem, _cell_name(values), parameters, fingerprint))
+                                         + version.encode()).hexdigest()[:16]
+            cells.append(Cell(stem, cell_name, parameters, fingerprint))
     if unused := set(shared) - used:
         raise GridError(f"{path}: defaults {sorted(unused)} are parameters of no notebook in the grid")
     summary = spec.get("summary")
@@ -204,6 +196,31 @@ def status(root, grid, cell):
     if final.with_name(final.name + ".failed").exists():
         return "failed"
     return "todo"
+
+
+def collect(grid_file, root):
+    """What ``<root>/<grid>/`` holds for the grid as it is now:
+    {"done": {cell id: results.json record} (fingerprint current), "stale": [ids] (results of
+    other parameters or code), "failed": [ids] (``<cell>.failed``), "todo": [ids] (nothing yet),
+    "orphaned": [folders] (under a notebook's folder but no cell of this grid: an old sweep value,
+    a notebook dropped from the grid; ``figures`` and hidden folders are ignored)}."""
+    from ntk_utils import results
+    grid, cells, _ = load_grid(grid_file)
+    out = {"done": {}, "stale": [], "failed": [], "todo": [], "orphaned": []}
+    for cell in cells:
+        state = status(root, grid, cell)
+        if state == "done":
+            out["done"][cell.id] = results.load(cell_dir(root, grid, cell) / "results.json")
+        else:
+            out[state].append(cell.id)
+    current = {c.id for c in cells} | {c.id + ".failed" for c in cells}
+    grid_dir = pathlib.Path(root) / grid
+    for notebook in sorted(grid_dir.iterdir()) if grid_dir.is_dir() else []:
+        if not notebook.is_dir() or notebook.name.startswith(".") or notebook.name == "figures":
+            continue
+        out["orphaned"] += [f"{notebook.name}/{d.name}" for d in sorted(notebook.iterdir())
+                            if d.is_dir() and not d.name.startswith(".") and f"{notebook.name}/{d.name}" not in current]
+    return out
 
 
 def execute(stem, parameters, out_dir, log_output=False):
@@ -240,16 +257,47 @@ def run_cell(root, grid, cell):
     return True, time.time() - start, "ok"
 
 
-def run(grid_file, *, only=None, dry_run=False, force=False, root=REPO_ROOT / "outputs", summary=True):
+@contextlib.contextmanager
+def locked(grid_dir, grid):
+    """Hold an exclusive lock on ``grid_dir/.lock`` (flock + our pid in the file) or raise GridError.
+    The OS drops the lock when the process dies, so a lock file left behind blocks nothing."""
+    grid_dir = pathlib.Path(grid_dir)
+    grid_dir.mkdir(parents=True, exist_ok=True)
+    f = open(grid_dir / ".lock", "a+")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            pid = f.read().strip() or "unknown"
+            raise GridError(f"grid {grid}: outputs folder {grid_dir} is locked: held by pid {pid} "
+                            f"(another run is in progress)") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield
+    finally:
+        f.close()   # releases the flock
+
+
+def run(grid_file, *, only=None, dry_run=False, force=False, root=DEFAULT_ROOT, summary=True):
     """Run every selected cell that is not done, then the summary. Returns the failed cell ids."""
     grid, cells, summary_nb = load_grid(grid_file)
     if only:
         cells = [c for c in cells if any(pattern in c.id for pattern in only)]
-    states = {c.id: status(root, grid, c) for c in cells}
+        if not cells:
+            raise GridError(f"grid {grid}: --only {' '.join(only)} matches no cell")
     if dry_run:
         for c in cells:
-            print(f"{states[c.id]:>6}  {c.id}  {json.dumps(c.parameters, sort_keys=True)}")
+            print(f"{status(root, grid, c):>6}  {c.id}  {json.dumps(c.parameters, sort_keys=True)}")
         return []
+    with locked(pathlib.Path(root) / grid, grid):
+        return _run(grid_file, grid, cells, summary_nb if summary else None, root, force)
+
+
+def _run(grid_file, grid, cells, summary_nb, root, force):
+    states = {c.id: status(root, grid, c) for c in cells}
     todo = [c for c in cells if force or states[c.id] != "done"]
     print(f"grid {grid}: {len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run")
     failed, start = [], time.time()
@@ -265,9 +313,10 @@ def run(grid_file, *, only=None, dry_run=False, force=False, root=REPO_ROOT / "o
     for cell in cells:   # every finished cell's figures, side by side: <notebook>--<cell>--<figure>.png
         for png in cell_dir(root, grid, cell).glob("*.png"):
             shutil.copyfile(png, out / f"{cell.notebook}--{cell.name}--{png.name}")
-    if summary and summary_nb:
+    if summary_nb:
         try:
-            execute(summary_nb, {"grid_dir": str(pathlib.Path(root) / grid)}, out)
+            execute(summary_nb, {"grid_dir": str(pathlib.Path(root).resolve() / grid),
+                                 "grid_file": str(pathlib.Path(grid_file).resolve())}, out)
             print(f"summary: {out}")
         except Exception as e:  # noqa: BLE001
             print(f"summary FAILED: {type(e).__name__}: {e}")
@@ -277,6 +326,141 @@ def run(grid_file, *, only=None, dry_run=False, force=False, root=REPO_ROOT / "o
     return failed
 
 
+# ----------------------------------------------------------- compare, publish
+
+def finished_cells(grid_dir):
+    """{cell id: results.json path} of every finished cell folder in a grid folder (whatever its
+    fingerprint; hidden, failed and figures folders left out)."""
+    grid_dir, out = pathlib.Path(grid_dir), {}
+    for notebook in sorted(grid_dir.iterdir()) if grid_dir.is_dir() else []:
+        if notebook.is_dir() and not notebook.name.startswith(".") and notebook.name != "figures":
+            for cell in sorted(notebook.iterdir()):
+                if not cell.name.startswith(".") and not cell.name.endswith(".failed") \
+                        and (cell / "results.json").is_file():
+                    out[f"{notebook.name}/{cell.name}"] = cell / "results.json"
+    return out
+
+
+def allowed_difference(ref):
+    """3·√2·se of one reference point {"mean", "std", "n_runs", "n_test"}: se combines the spread
+    across runs and the binomial noise of a test error measured on n_test images."""
+    mean, std = ref["mean"], ref.get("std") or 0.0
+    n_runs, n_test = max(int(ref.get("n_runs") or 1), 1), max(int(ref.get("n_test") or 1), 1)
+    se = math.sqrt(std ** 2 / n_runs + max(mean * (1 - mean), 0.0) / (n_test * n_runs))
+    return 3 * math.sqrt(2) * max(se, 1e-6)
+
+
+def _points(curve):
+    """[(x, mean, std)] of a curve in the results["curves"] format, or None for another format."""
+    if not isinstance(curve, dict) or not {"x", "mean"} <= set(curve):
+        return None
+    std = curve.get("std") or [0.0] * len(curve["x"])
+    return list(zip(curve["x"], curve["mean"], std))
+
+
+def compare(fresh, reference):
+    """Every number of results["curves"] in the cells both grid folders hold, fresh vs reference.
+    Returns {"compared": K, "within": k, "outside": [(cell, curve, x name, x, fresh, reference,
+    allowed)], "only_fresh": [cells], "only_reference": [cells], "not_compared": [descriptions]}."""
+    from ntk_utils import results
+    a, b = finished_cells(fresh), finished_cells(reference)
+    report = {"compared": 0, "within": 0, "outside": [], "only_fresh": sorted(set(a) - set(b)),
+              "only_reference": sorted(set(b) - set(a)), "not_compared": []}
+    for cell in sorted(set(a) & set(b)):
+        curves_a = results.load(a[cell]).get("results", {}).get("curves", {}) or {}
+        curves_b = results.load(b[cell]).get("results", {}).get("curves", {}) or {}
+        for name in sorted(set(curves_a) | set(curves_b)):
+            if name not in curves_a or name not in curves_b:
+                report["not_compared"].append(f"{cell} {name}: only in {'fresh' if name in curves_a else 'reference'}")
+                continue
+            pa, pb = _points(curves_a[name]), _points(curves_b[name])
+            if pa is None or pb is None:
+                report["not_compared"].append(f"{cell} {name}: not a {{x, mean, std, n_runs, n_test}} curve")
+                continue
+            x_name = curves_b[name].get("x_name", "x")
+            fresh_at = {x: m for x, m, _ in pa}
+            for x, mean, std in pb:
+                if x not in fresh_at:
+                    report["not_compared"].append(f"{cell} {name} {x_name}={x}: only in reference")
+                    continue
+                got = fresh_at[x]
+                report["compared"] += 1
+                if mean is None or got is None:      # non-finite numbers are stored as null
+                    ok, allowed = mean is None and got is None, None
+                else:
+                    allowed = allowed_difference({**curves_b[name], "mean": mean, "std": std})
+                    ok = abs(got - mean) <= allowed
+                if ok:
+                    report["within"] += 1
+                else:
+                    report["outside"].append((cell, name, x_name, x, got, mean, allowed))
+            report["not_compared"] += [f"{cell} {name} {x_name}={x}: only in fresh"
+                                       for x, _, _ in pa if x not in {p[0] for p in pb}]
+    return report
+
+
+def _fmt(v):
+    return "null" if v is None else f"{v:.4f}"
+
+
+def compare_main(fresh, reference):
+    """Print the comparison; 0 when every number is within noise (or there is no reference), else 1."""
+    fresh, reference = pathlib.Path(fresh), pathlib.Path(reference)
+    if not reference.exists():
+        print(f"no reference at {reference}: nothing to compare")
+        return 0
+    if not fresh.exists():
+        raise GridError(f"no fresh run at {fresh}")
+    r = compare(fresh, reference)
+    print(f"reproduced: {r['within']} of {r['compared']} numbers within noise")
+    for cell, name, x_name, x, got, ref, allowed in r["outside"]:
+        print(f"  outside noise: {cell}  {name}  {x_name}={x}: fresh {_fmt(got)}, reference {_fmt(ref)}, "
+              f"allowed ±{_fmt(allowed)}")
+    for key, what in (("only_fresh", "only in the fresh run"), ("only_reference", "only in the reference")):
+        for cell in r[key]:
+            print(f"  {what}: {cell}")
+    for line in r["not_compared"]:
+        print(f"  not compared: {line}")
+    return 0 if not r["outside"] else 1
+
+
+def publish(fresh_grid_dir, reference_dir, grid_file=None):
+    """Copy every done cell (fingerprint current) of a fresh grid folder, i.e. its results.json,
+    notebook.ipynb and figures, and the grid's figures/ folder into reference_dir, replacing the
+    older copies there. grid_file: default parameters/<folder name>.yaml. Returns the cell ids."""
+    fresh, reference = pathlib.Path(fresh_grid_dir), pathlib.Path(reference_dir)
+    grid_file = pathlib.Path(grid_file) if grid_file else REPO_ROOT / "parameters" / f"{fresh.name}.yaml"
+    grid = load_grid(grid_file)[0]
+    if grid != fresh.name:
+        raise GridError(f"{fresh} is not a folder of grid {grid} ({grid_file}); pass --grid-file")
+    with locked(fresh, grid):      # not while a run writes into it
+        state = collect(grid_file, fresh.parent)
+        for cell in state["done"]:
+            _replace_dir(fresh / cell, reference / cell,
+                         lambda p: p.name in ("results.json", "notebook.ipynb") or p.suffix == ".png")
+        if (fresh / "figures").is_dir():
+            _replace_dir(fresh / "figures", reference / "figures", lambda p: not p.name.startswith("."))
+    print(f"published {len(state['done'])} cells of grid {grid} to {reference}")
+    for key in ("stale", "failed", "todo"):
+        if state[key]:
+            print(f"  not published ({key}): {', '.join(state[key])}")
+    return list(state["done"])
+
+
+def _replace_dir(src, dst, keep):
+    """dst becomes a copy of the plain files of src that ``keep`` accepts (swapped in whole)."""
+    tmp = dst.with_name(f".{dst.name}.publishing")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for path in sorted(src.iterdir()):
+        if path.is_file() and not path.is_symlink() and keep(path):
+            shutil.copy2(path, tmp / path.name)
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(tmp, dst)
+
+
+# ------------------------------------------------------------------------ CLI
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m ntk_utils.grid", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -285,14 +469,26 @@ def main(argv=None):
     p.add_argument("--only", action="append", help="run only cells whose id (notebook/cell) contains this")
     p.add_argument("--dry-run", action="store_true", help="list cells and their status, run nothing")
     p.add_argument("--force", action="store_true", help="rerun cells that are done")
-    p.add_argument("--root", default=str(REPO_ROOT / "outputs"), help="outputs folder (default: outputs/)")
+    p.add_argument("--root", default=str(DEFAULT_ROOT), help="outputs folder (default: outputs/runs/)")
     p.add_argument("--no-summary", action="store_true", help="skip the summary notebook")
+    p = sub.add_parser("compare", help="is a fresh grid folder within noise of a reference one? (exit 0/1)")
+    p.add_argument("fresh", help="e.g. outputs/runs/quick")
+    p.add_argument("reference", help="e.g. outputs/reference/quick")
+    p = sub.add_parser("publish", help="copy the finished cells of a fresh grid folder into a reference folder")
+    p.add_argument("fresh", help="e.g. outputs/runs/quick")
+    p.add_argument("reference", help="e.g. outputs/reference/quick")
+    p.add_argument("--grid-file", help="the grid file (default: parameters/<name of the fresh folder>.yaml)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "compare":
+            return compare_main(args.fresh, args.reference)
+        if args.command == "publish":
+            publish(args.fresh, args.reference, args.grid_file)
+            return 0
         failed = run(args.grid_file, only=args.only, dry_run=args.dry_run, force=args.force, root=args.root,
                      summary=not args.no_summary)
     except GridError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print("error: " + " ".join(str(e).split("\n")), file=sys.stderr)
         return 2
     return 1 if failed else 0
 

@@ -5,8 +5,10 @@ Empirical NTK of a scalar-output network f(x; θ):
     Θ(x, x') = Σ_p ∂f(x)/∂θ_p · ∂f(x')/∂θ_p                       (n1, n2)
 
 at any parameters θ: at initialization (the "eNTK"), after training on m samples (the
-"after-kernel" K_m), or at training time t (K^t). Kernel regression with Θ is the
-linearized network trained to convergence on MSE.
+"after-kernel" K_m), or at training time t (K^t). The linearized network around θ0, trained
+to convergence on MSE, predicts f0(x) + Θ(x, X) Θ(X, X)^-1 (y - f0(X)) with f0 = f(·; θ0): kernel
+regression with Θ from zero equals it only when f0 = 0 (a centred network, or f0 ≈ 0);
+``experiments.entk_outcomes(..., linearized=True)`` computes the f0 version.
 
 Infinite NTK: the limit of Θ at initialization as every hidden width -> ∞, in the NTK
 parameterization (deterministic, depends only on the architecture). Computed by
@@ -168,9 +170,10 @@ def network_ntk(arch, params, x1, x2=None, *, use_cache=True, **kwargs):
 
 
 def infinite_ntk_cached(arch, x1, x2=None, *, get="ntk", use_cache=True, **kwargs):
-    """:func:`infinite_ntk`, cached on disk (keyed by architecture, inputs and ``get``)."""
-    return cache.cached("infinite-" + get, (arch.kernel_describe(), x1, x2), lambda: infinite_ntk(arch, x1, x2, get=get, **kwargs),
-                        enabled=use_cache)
+    """:func:`infinite_ntk` of ``arch.ntk_limit()`` ("the infinite NTK" of the network, whatever
+    its parameterization), cached on disk (keyed by the limit's architecture, inputs and ``get``)."""
+    return cache.cached("infinite-" + get, (arch.kernel_describe(), x1, x2),
+                        lambda: infinite_ntk(arch.ntk_limit(), x1, x2, get=get, **kwargs), enabled=use_cache)
 
 
 def train_test_kernels(kernel_fn, x_train, x_test):

@@ -6,11 +6,18 @@ builds the finite network and ``stax_kernel_fn(arch)`` the neural-tangents kerne
 
 Parameterization (``arch.parameterization``)
 --------------------------------------------
-``"ntk"`` (default, as in neural-tangents): every weight is drawn N(0, 1) and a layer with
-fan-in ``f`` computes ``z = (W_std / sqrt(f)) * (W x) + b_std * b``. Its empirical NTK
-converges to the infinite NTK as width -> inf. ``"standard"``: weights drawn N(0, W_std^2 / f)
-and ``z = W x + b_std * b`` (the same function at init, a different NTK and training
-dynamics). Biases are used only when ``b_std`` is not None.
+``"standard"`` (how practitioners train a CNN; the default of the notebooks): weights drawn
+from a truncated normal of variance W_std^2 / f (f = fan-in) and ``z = W x + b`` with biases
+drawn N(0, b_std^2). With ``W_std=1, b_std=0`` (:data:`PARAMETERIZATIONS`) this is exactly
+flax's default initialization (LeCun normal weights, zero biases that are trained).
+``"ntk"`` (as in neural-tangents): every weight is drawn N(0, 1) and a layer computes
+``z = (W_std / sqrt(f)) * (W x) + b_std * b``; its empirical NTK converges to the infinite
+NTK as width -> inf at a fixed learning rate. Biases exist only when ``b_std`` is not None.
+
+The infinite NTK of an architecture (:meth:`Arch.ntk_limit`) is the width -> inf limit in the
+NTK parameterization, the kernel neural-tangents computes by default. For a network without
+biases (or with zero-initialized ones) ridgeless kernel regression with it does not depend on
+W_std (the kernel only scales), so the same limit serves both parameterizations.
 
 Layers: ``Conv(width, size=3)`` (stride 1, SAME padding), ``Relu()``, ``AvgPool(window=2)``
 (stride = window, VALID), ``GlobalAvgPool()``, ``Flatten()``, ``Dense(width)``.
@@ -84,16 +91,31 @@ class Arch:
         if not self.layers or not isinstance(self.layers[-1], Dense):
             raise ValueError("an Arch must end with a Dense readout layer")
 
+    def ntk_limit(self):
+        """The Arch whose infinite-width NTK is "the infinite NTK" of this network: the same layers
+        in the NTK parameterization (zero-initialized biases contribute nothing there)."""
+        b_std = None if not self.b_std else self.b_std
+        return dataclasses.replace(self, parameterization="ntk", b_std=b_std)
+
     def kernel_describe(self):
-        """:meth:`describe` without hidden widths: the infinite-width kernel does not depend on them."""
+        """:meth:`describe` of :meth:`ntk_limit` without hidden widths (the limit does not depend
+        on them): the cache key of the infinite NTK."""
+        limit = self.ntk_limit()
         hidden = tuple(dataclasses.replace(layer, width=0) if isinstance(layer, (Conv, Dense)) else layer
-                       for layer in self.layers[:-1])
-        return dataclasses.replace(self, layers=hidden + self.layers[-1:]).describe()
+                       for layer in limit.layers[:-1])
+        return dataclasses.replace(limit, layers=hidden + limit.layers[-1:], name=self.name).describe()
 
     def describe(self):
         """A short stable string, e.g. for cache keys: 'myrtle5[ntk,W=1.414,b=None]:Conv(64,3)...'."""
         return (f"{self.name}[{self.parameterization},W={self.W_std:.6g},b={self.b_std}]:"
                 + "-".join(repr(layer) for layer in self.layers))
+
+
+# Per parameterization: the initialization scales used when none are given.
+PARAMETERIZATIONS = {
+    "standard": dict(W_std=1.0, b_std=0.0),       # flax defaults: LeCun normal, zero (trained) biases
+    "ntk": dict(W_std=math.sqrt(2.0), b_std=None),  # neural-tangents' convention, no biases
+}
 
 
 def myrtle(depth=5, width=64, *, parameterization="ntk", W_std=math.sqrt(2.0), b_std=None):
@@ -139,11 +161,15 @@ def mlp(depth=2, width=512, *, parameterization="ntk", W_std=math.sqrt(2.0), b_s
     return Arch(tuple(layers), parameterization, W_std, b_std, name=f"mlp{depth}")
 
 
-def arch_from_config(name, width, depth=None, parameterization="ntk"):
-    """Build an Arch from plain parameters, as they appear in notebook parameter cells."""
-    builders = {"myrtle": lambda: myrtle(depth or 5, width, parameterization=parameterization),
-                "cnn5": lambda: cnn5(width, parameterization=parameterization),
-                "mlp": lambda: mlp(depth or 2, width, parameterization=parameterization)}
+def arch_from_config(name, width, depth=None, parameterization="standard"):
+    """Build an Arch from plain parameters, as they appear in notebook parameter cells, with the
+    parameterization's initialization scales (:data:`PARAMETERIZATIONS`)."""
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(f"parameterization must be one of {sorted(PARAMETERIZATIONS)}, got {parameterization!r}")
+    scales = dict(parameterization=parameterization, **PARAMETERIZATIONS[parameterization])
+    builders = {"myrtle": lambda: myrtle(depth or 5, width, **scales),
+                "cnn5": lambda: cnn5(width, **scales),
+                "mlp": lambda: mlp(depth or 2, width, **scales)}
     if name not in builders:
         raise ValueError(f"unknown architecture {name!r}; choose one of {sorted(builders)}")
     return builders[name]()
@@ -164,7 +190,8 @@ class _ScaledDense(nn.Module):
         fan_in = x.shape[-1] * (math.prod(self.kernel_size) if self.kernel_size else 1)
         w_scale = self.W_std / math.sqrt(fan_in)
         ntk = self.parameterization == "ntk"
-        init = nn.initializers.normal(1.0 if ntk else w_scale)
+        init = nn.initializers.normal(1.0) if ntk else \
+            nn.initializers.variance_scaling(self.W_std ** 2, "fan_in", "truncated_normal")
         shape = (*self.kernel_size, x.shape[-1], self.features) if self.kernel_size else (x.shape[-1], self.features)
         w = self.param("kernel", init, shape)
         if self.kernel_size:

@@ -1,8 +1,11 @@
 """results.json: what a notebook run measured, with everything needed to trust it later.
 
 Layout: {"parameters": {...}, "results": {...}, "meta": {versions, device, git commit,
-started, wall_seconds, ...}}. numpy arrays and dataclasses (e.g. PowerLawFit) become plain
-JSON. Written atomically (temporary file + rename).
+started, wall_seconds, code_fingerprint, cache, data, ...}}. meta["cache"] says which numbers
+came from the disk cache (hits/misses per kind, corrupt entries recomputed), meta["data"] which
+data files were read and their hashes, and code_fingerprint the code the cache keys name (see
+ntk_utils.cache). numpy arrays and dataclasses (e.g. PowerLawFit) become plain JSON, NaN and
+infinities null. Written atomically (temporary file + rename).
 """
 import dataclasses
 import json
@@ -14,6 +17,7 @@ import time
 
 import numpy as np
 
+from ntk_utils import cache, data
 from ntk_utils.cache import REPO_ROOT
 
 STARTED = time.time()   # import time of this module ~ start of the notebook's kernel
@@ -47,7 +51,8 @@ def git_commit():
 
 
 def metadata():
-    """Package versions, device, git commit, host and timing of this process."""
+    """Package versions, device, git commit, host and timing of this process; its cache use,
+    the data files it read and the code fingerprint of its cache keys."""
     import jax
     import ntk_utils
     device = jax.devices()[0]
@@ -55,7 +60,8 @@ def metadata():
             "device": f"{device.platform}:{getattr(device, 'device_kind', '')} x{jax.device_count()}",
             "cpu_count": os.cpu_count(), "host": platform.node(), "git_commit": git_commit(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(STARTED)),
-            "wall_seconds": round(time.time() - STARTED, 2)}
+            "wall_seconds": round(time.time() - STARTED, 2),
+            "code_fingerprint": cache.code_fingerprint(), "cache": cache.stats(), "data": data.files_fingerprint()}
 
 
 def collect_parameters(namespace, before):

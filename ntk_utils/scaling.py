@@ -26,6 +26,8 @@ class PowerLawFit:
         return self.C * np.asarray(n, dtype=float) ** (-self.alpha)
 
     def __str__(self):
+        if np.isnan(self.alpha_low):
+            return f"α = {self.alpha:.3f}"
         return f"α = {self.alpha:.3f} [{self.alpha_low:.3f}, {self.alpha_high:.3f}]"
 
 
@@ -58,6 +60,8 @@ def fit_power_law(n, err, *, n_min=None, n_max=None, n_boot=2000, seed=0):
     log_n = np.log(n)
     alpha, intercept = _slope_fit(log_n, np.log(np.nanmean(err, axis=0)))
 
+    if n_boot == 0:   # the fit only (e.g. for a plotted line; ntk_utils.claims owns the intervals)
+        return PowerLawFit(float(alpha), float(np.exp(intercept)), np.nan, np.nan, int(n.min()), int(n.max()))
     rng = np.random.default_rng(seed)
     boot = []
     for _ in range(n_boot):

@@ -2,24 +2,34 @@
 
 Loss on the scalar output f(x):  MSE  L = mean((f(x) - y)^2) / 2  (default, as the NTK
 theory assumes), or logistic  L = mean(log(1 + exp(-y f(x)))) ("xent").
-Optimizer: SGD with momentum (``momentum=0.9``, the default), plain SGD (``momentum=0``) or
-full-batch gradient descent (``batch_size=None``); learning rate constant or cosine-decayed.
+Optimizer: SGD with momentum (``momentum=0.9``, the default) or plain SGD (``momentum=0``);
+learning rate constant or cosine-decayed to 0.
 
-Length: ``steps = max(min_steps, ceil(epochs * n / batch_size))``.
-Early stopping (optional): every ``eval_every`` steps the 0-1 error on a held-out validation
-set is measured and the parameters with the lowest one are returned.
+Batches: every step takes ``batch_size`` samples from a stream of reshuffled passes over the
+training set (a batch may straddle two passes), so every n trains with the same batch size,
+n < batch_size included. Full-batch gradient descent is the explicit ``full_batch=True``.
+Length: ``steps = max(min_steps, ceil(epochs * n / batch_size))`` (a fixed number of epochs,
+with a floor so that small n still get a full optimization).
+
+Centering (``center=True``): the network trained and evaluated is f(x; θ) - f(x; θ0) with θ0 the
+initial parameters held fixed, so its output at initialization is exactly 0, as kernel
+regression from zero assumes. Its eNTK is that of f (θ0 is a constant).
+
+Validation (``val=(x, y)``): every ``eval_every`` steps the validation loss and 0-1 error are
+recorded; with ``early_stopping`` the parameters of the lowest validation loss are returned
+(ties go to the later step). The returned network's loss and error on its whole training set
+are recorded (``train_loss``, ``train_error``): a large training error flags an underfit network.
 Snapshots: ``snapshot_steps`` lists the steps t at which a copy of the parameters is kept
 (t = 0 is the initialization), for the kernel-dynamics section.
 
 Deterministic given ``seed`` (initialization and batch order). A NaN or inf loss stops
 training with :class:`TrainingDiverged` rather than being trained through. Results are cached
-on disk (``ntk_utils.cache``), keyed by architecture, data and configuration, so a network
-that several notebooks need is trained once.
+on disk (``ntk_utils.cache``), keyed by architecture, data, configuration and code, so a
+network that several notebooks need is trained once.
 """
 import dataclasses
 import math
 import time
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -36,14 +46,16 @@ class TrainingDiverged(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    lr: float = 2.0                       # NTK parameterization: O(1) rates (standard param.: ~0.05)
+    lr: float = 0.05                      # standard parameterization (NTK parameterization: O(1) rates)
     momentum: float = 0.9                 # 0 = plain SGD
-    batch_size: Optional[int] = 128       # None = full-batch gradient descent
+    batch_size: int = 128                 # the same for every n
+    full_batch: bool = False              # full-batch gradient descent instead of minibatches
     epochs: float = 40
     min_steps: int = 400
     schedule: str = "cosine"              # "cosine" or "constant"
     loss: str = "mse"                     # "mse" or "xent"
-    early_stopping: bool = False          # needs a validation set
+    early_stopping: bool = False          # return the best-validation-loss parameters
+    center: bool = False                  # train f - f0 (output 0 at initialization)
     eval_every: int = 50
     seed: int = 0
     snapshot_steps: tuple = ()
@@ -55,28 +67,43 @@ class TrainConfig:
             raise ValueError(f"loss must be 'mse' or 'xent', got {self.loss!r}")
         if self.lr <= 0 or not 0 <= self.momentum < 1:
             raise ValueError(f"need lr > 0 and 0 <= momentum < 1, got lr={self.lr}, momentum={self.momentum}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1 (full-batch GD is full_batch=True), "
+                             f"got {self.batch_size!r}")
 
-    RECIPE = ("lr", "momentum", "batch_size", "epochs", "min_steps", "schedule", "loss", "early_stopping")
+    RECIPE = ("lr", "momentum", "batch_size", "full_batch", "epochs", "min_steps", "schedule", "loss",
+              "early_stopping", "center")
 
     @classmethod
     def from_parameters(cls, parameters, **overrides):
         """The training recipe named in a notebook's parameters (the names in RECIPE)."""
-        return cls(**{k: parameters[k] for k in cls.RECIPE if k in parameters}, **overrides)
+        return cls(**{**{k: parameters[k] for k in cls.RECIPE if k in parameters}, **overrides})
+
+    def batch(self, n):
+        return n if self.full_batch else self.batch_size
 
     def num_steps(self, n):
-        batch = min(self.batch_size or n, n)
-        return max(self.min_steps, math.ceil(self.epochs * n / batch))
+        return max(self.min_steps, math.ceil(self.epochs * n / self.batch(n)))
 
 
 @dataclasses.dataclass
 class TrainResult:
-    params: dict              # final parameters (best validation ones with early stopping)
+    params: dict              # returned parameters (the best-validation ones with early stopping)
     init_params: dict         # parameters at initialization (t = 0)
+    final_params: dict        # parameters after the last step
     snapshots: dict           # {step: params}
-    history: dict             # {"step": [...], "loss": [...], "val_error": [...]}
+    history: dict             # {"step": [...], "loss": [...], "val_loss": [...], "val_error": [...]}
     steps: int                # steps taken
     best_step: int            # step of the returned params
     seconds: float
+    center: bool = False      # outputs are f(x; params) - f(x; init_params)
+    train_loss: float = math.nan    # loss of the returned params on the whole training set
+    train_error: float = math.nan   # their 0-1 error on the whole training set
+
+    def outputs(self, arch, x, params=None):
+        """The trained (or ``params``') network's outputs (n,) on x, centred if it was trained centred."""
+        out = predict(arch, self.params if params is None else params, x)
+        return out - predict(arch, self.init_params, x) if self.center else out
 
 
 def loss_fn(loss, outputs, y):
@@ -93,8 +120,19 @@ def predict(arch, params, x, batch_size=1024):
                            for i in range(0, len(x), batch_size)])
 
 
-def _error(arch, params, x, y):
-    return float(np.mean(np.where(predict(arch, params, x) >= 0, 1.0, -1.0) != y))
+def _loss_and_error(config, outputs, y):
+    return float(loss_fn(config.loss, jnp.asarray(outputs), jnp.asarray(y))), \
+        float(np.mean(np.where(outputs >= 0, 1.0, -1.0) != y))
+
+
+def batches(n, batch, rng):
+    """Index batches (batch,) forever: consecutive slices of a stream of reshuffled passes."""
+    stream = np.empty(0, int)
+    while True:
+        while len(stream) < batch:
+            stream = np.concatenate([stream, rng.permutation(n)])
+        yield stream[:batch]
+        stream = stream[batch:]
 
 
 def train(arch, x, y, config=TrainConfig(), *, val=None, progress=True, use_cache=True):
@@ -112,8 +150,7 @@ def train(arch, x, y, config=TrainConfig(), *, val=None, progress=True, use_cach
 def _train(arch, x, y, config, val, progress):
     start = time.time()
     n = len(x)
-    batch = min(config.batch_size or n, n)
-    steps = config.num_steps(n)
+    batch, steps = config.batch(n), config.num_steps(n)
     model = models.flax_model(arch)
     params = model.init(jax.random.PRNGKey(config.seed), x[:1])
     init_params = jax.device_get(params)
@@ -121,23 +158,28 @@ def _train(arch, x, y, config, val, progress):
     optimizer = optax.sgd(lr, momentum=config.momentum or None)
     opt_state = optimizer.init(params)
 
+    def output(p, xb):
+        f = model.apply(p, xb)
+        return f - model.apply(init_params, xb) if config.center else f
+
     @jax.jit
     def step_fn(params, opt_state, xb, yb):
-        loss, grads = jax.value_and_grad(lambda p: loss_fn(config.loss, model.apply(p, xb), yb))(params)
+        loss, grads = jax.value_and_grad(lambda p: loss_fn(config.loss, output(p, xb), yb))(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    rng = np.random.default_rng(config.seed)
-    order, cursor = rng.permutation(n), 0
+    eval_output = jax.jit(output)
+
+    def outputs_on(p, xs):
+        return np.concatenate([np.asarray(eval_output(p, xs[i:i + 1024])).reshape(-1) for i in range(0, len(xs), 1024)])
+
+    stream = batches(n, batch, np.random.default_rng(config.seed))
     snapshots = {0: init_params} if 0 in config.snapshot_steps else {}
-    history = {"step": [], "loss": [], "val_error": []}
+    history = {"step": [], "loss": [], "val_loss": [], "val_error": []}
     best = (np.inf, 0, init_params)
     bar = tqdm(range(1, steps + 1), desc=f"train {arch.name} n={n}", disable=not progress, leave=False)
     for t in bar:
-        if cursor + batch > n:  # new epoch: reshuffle, drop the incomplete last batch
-            order, cursor = rng.permutation(n), 0
-        idx = order[cursor:cursor + batch]
-        cursor += batch
+        idx = next(stream)
         params, opt_state, loss = step_fn(params, opt_state, x[idx], y[idx])
         if t in config.snapshot_steps:
             snapshots[t] = jax.device_get(params)
@@ -149,11 +191,14 @@ def _train(arch, x, y, config, val, progress):
             history["step"].append(t)
             history["loss"].append(loss)
             if val is not None:
-                val_error = _error(arch, params, *val)
+                val_loss, val_error = _loss_and_error(config, outputs_on(params, val[0]), val[1])
+                history["val_loss"].append(val_loss)
                 history["val_error"].append(val_error)
-                if val_error < best[0]:
-                    best = (val_error, t, jax.device_get(params))
+                if val_loss <= best[0]:   # ties: the later (more trained) checkpoint
+                    best = (val_loss, t, jax.device_get(params))
             bar.set_postfix(loss=f"{loss:.4f}")
     final = jax.device_get(params)
     best_step, out = (best[1], best[2]) if config.early_stopping else (steps, final)
-    return TrainResult(out, init_params, snapshots, history, steps, best_step, time.time() - start)
+    train_loss, train_error = _loss_and_error(config, outputs_on(out, x), y)
+    return TrainResult(out, init_params, final, snapshots, history, steps, best_step, time.time() - start,
+                       config.center, train_loss, train_error)

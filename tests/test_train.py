@@ -39,7 +39,7 @@ def test_snapshots_early_stopping_and_config_errors():
     out = train.train(arch, x, y, cfg, val=(xv, yv), progress=False, use_cache=False)
     assert sorted(out.snapshots) == [0, 20]
     assert out.best_step in out.history["step"]
-    assert out.history["val_error"][out.history["step"].index(out.best_step)] == min(out.history["val_error"])
+    assert out.history["val_loss"][out.history["step"].index(out.best_step)] == min(out.history["val_loss"])
     with pytest.raises(ValueError, match="validation"):
         train.train(arch, x, y, cfg, progress=False, use_cache=False)
     with pytest.raises(ValueError, match="schedule"):
@@ -71,7 +71,7 @@ def test_wide_network_trained_by_gradient_descent_matches_entk_regression():
     x, y = _blobs(12, size=2)
     xt, _ = _blobs(8, seed=3, size=2)
     x, xt = x / 3, xt / 3
-    cfg = train.TrainConfig(lr=1.0, momentum=0.0, batch_size=None, epochs=0, min_steps=2000, schedule="constant",
+    cfg = train.TrainConfig(lr=1.0, momentum=0.0, full_batch=True, epochs=0, min_steps=2000, schedule="constant",
                             eval_every=500)
     out = train.train(arch, x, y, cfg, progress=False, use_cache=False)
     f0, f0_test = (train.predict(arch, out.init_params, v) for v in (x, xt))
@@ -84,6 +84,36 @@ def test_wide_network_trained_by_gradient_descent_matches_entk_regression():
 
 
 def test_config_from_notebook_parameters_takes_the_recipe_only():
-    cfg = train.TrainConfig.from_parameters({"lr": 0.5, "momentum": 0.0, "batch_size": None, "task": "x",
+    cfg = train.TrainConfig.from_parameters({"lr": 0.5, "momentum": 0.0, "full_batch": True, "task": "x",
                                              "snapshot_steps": [3]}, seed=4)
-    assert (cfg.lr, cfg.momentum, cfg.batch_size, cfg.seed, cfg.snapshot_steps) == (0.5, 0.0, None, 4, ())
+    assert (cfg.lr, cfg.momentum, cfg.full_batch, cfg.seed, cfg.snapshot_steps) == (0.5, 0.0, True, 4, ())
+    with pytest.raises(ValueError, match="batch_size"):
+        train.TrainConfig(batch_size=None)
+
+
+def test_same_batch_size_for_every_n_and_full_training_fit_recorded():
+    """n < batch_size still trains on batches of batch_size (passes are concatenated), never silently
+    full-batch; the returned network's loss and error on its whole training set are recorded."""
+    rng = np.random.default_rng(0)
+    stream = train.batches(5, 8, rng)
+    first, second = next(stream), next(stream)
+    assert len(first) == len(second) == 8 and set(first) == set(range(5))
+    assert train.TrainConfig(batch_size=128).num_steps(64) == 400           # min_steps floor
+    assert train.TrainConfig(batch_size=128, min_steps=0, epochs=40).num_steps(4096) == 1280
+    arch, (x, y) = models.myrtle(5, 8), _blobs(32)
+    out = train.train(arch, x, y, SMALL, progress=False, use_cache=False)
+    assert 0 <= out.train_error <= 1 and out.train_loss >= 0
+    assert out.train_error == regression.test_error(train.predict(arch, out.params, x), y)
+
+
+def test_centered_network_starts_at_zero_and_early_stopping_uses_validation_loss():
+    arch, (x, y) = models.myrtle(5, 8, parameterization="standard", W_std=1.0, b_std=0.0), _blobs(32)
+    xv, yv = _blobs(16, seed=1)
+    cfg = train.TrainConfig(lr=0.05, batch_size=16, epochs=1, min_steps=40, eval_every=10, early_stopping=True,
+                            center=True, snapshot_steps=(0,))
+    out = train.train(arch, x, y, cfg, val=(xv, yv), progress=False, use_cache=False)
+    np.testing.assert_allclose(out.outputs(arch, xv, out.init_params), 0, atol=1e-6)
+    assert np.abs(out.outputs(arch, xv)).max() > 1e-3
+    losses = out.history["val_loss"]
+    best = out.history["step"].index(out.best_step)
+    assert losses[best] == min(losses) and all(v > losses[best] for v in losses[best + 1:])   # ties -> later
