@@ -38,9 +38,21 @@
 # by a variant is notebook 01's recipe (standard parameterization, lr 0.1, momentum 0.9, batch
 # 128, cosine decay over `max(min_steps, epochs·n/batch)` steps). Full-batch GD takes
 # `max(min_steps, epochs)` steps. Without momentum the effective step is 10x smaller at the same
-# learning rate, so the no-momentum variant has its own `no_momentum_lr` (default 0.5). These
-# variant learning rates were not tuned on validation; a variant whose training diverges is
-# recorded and its claims are *inconclusive*; one that underfits is flagged in its verdicts.
+# learning rate, so the no-momentum variant has its own `no_momentum_lr`. The variant rates
+# come from a validation pilot (`benchmarks/pilot_variants.py`, validation half B of notebook 1's
+# pilot, seed 0, never the test set; `outputs/reference/pilot/variants.log`):
+#
+# | variant | validation error n = 256 / 1024 | train error n = 256 / 1024 |
+# |---|---|---|
+# | lr 0.2 | 0.184 / 0.128 | 0.000 / 0.001 |
+# | lr 0.3 | 0.266 / 0.196 | 0.004 / 0.131 |
+# | no momentum, lr 0.5 | 0.192 / 0.154 | 0.027 / 0.086 |
+# | no momentum, lr 1.0 | 0.498 / 0.496 (stuck at chance) | 0.500 / 0.494 |
+# | no momentum, lr 2.0 | diverged | diverged |
+#
+# So `lr_high = 0.2` (0.3 no longer fits its training set) and `no_momentum_lr = 0.5`, the
+# largest rate that trains; in our step budget it underfits at larger n, and its verdicts say so.
+# A variant whose training diverges is recorded and its claims are *inconclusive*.
 # Claims: `claims.scales_better` (paired bootstrap over draws, seeds and test examples).
 
 # %%

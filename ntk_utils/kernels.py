@@ -166,16 +166,19 @@ def network_ntk(arch, params, x1, x2=None, *, use_cache=True, **kwargs):
     """Empirical NTK of the flax network of ``arch`` at ``params``, cached on disk."""
     apply_fn = models.flax_model(arch).apply
     return cache.cached("entk", (arch, params, x1, x2, kwargs.get("implementation", DEFAULT_IMPLEMENTATION)),
-                        lambda: empirical_ntk(apply_fn, params, x1, x2, **kwargs), enabled=use_cache)
+                        lambda: empirical_ntk(apply_fn, params, x1, x2, **kwargs), enabled=use_cache,
+                        check=_shape_check(x1, x2))
 
 
 def infinite_ntk_cached(arch, x1, x2=None, *, get="ntk", use_cache=True, **kwargs):
     """:func:`infinite_ntk` of ``arch.ntk_limit()`` ("the infinite NTK" of the network, whatever
     its parameterization), cached on disk (keyed by the limit's architecture, inputs and ``get``)."""
     return cache.cached("infinite-" + get, (arch.kernel_describe(), x1, x2),
-                        lambda: infinite_ntk(arch.ntk_limit(), x1, x2, get=get, **kwargs), enabled=use_cache)
+                        lambda: infinite_ntk(arch.ntk_limit(), x1, x2, get=get, **kwargs), enabled=use_cache,
+                        check=_shape_check(x1, x2))
 
 
-def train_test_kernels(kernel_fn, x_train, x_test):
-    """(K(X, X), K(X*, X)) from ``kernel_fn(x1, x2)``: what kernel regression needs."""
-    return kernel_fn(x_train, None), kernel_fn(x_test, x_train)
+def _shape_check(x1, x2):
+    """A cached kernel must be (len(x1), len(x2 or x1)) and finite, else it is recomputed."""
+    shape = (len(x1), len(x1 if x2 is None else x2))
+    return lambda k: np.shape(k) == shape and bool(np.all(np.isfinite(k)))

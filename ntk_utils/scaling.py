@@ -5,8 +5,9 @@ Model: err(n) ≈ C · n^(-α), fitted by least squares on (log n, log err):
     log err = log C - α log n
 
 over a chosen range n_min <= n <= n_max. A larger α is a better data-scaling exponent.
-The 95% interval on α comes from a bootstrap: over the seeds at each n (rows of ``err``)
-when several are given, else over the points (n, err).
+The 95% interval on α comes from a bootstrap: over the runs at each n (rows of ``err``)
+when several are given, else over the points (n, err). This is a fit's own summary; every
+claim comparing two curves uses the paired bootstrap of ``ntk_utils.claims`` instead.
 """
 import dataclasses
 
@@ -76,16 +77,3 @@ def fit_power_law(n, err, *, n_min=None, n_max=None, n_boot=2000, seed=0):
             boot.append(_slope_fit(log_n[idx], np.log(err[0, idx]))[0])
     low, high = np.percentile(boot, [2.5, 97.5])
     return PowerLawFit(float(alpha), float(np.exp(intercept)), float(low), float(high), int(n.min()), int(n.max()))
-
-
-def compare_exponents(better, worse):
-    """Verdict on the claim "``better`` scales better than ``worse``" from two fits.
-
-    Returns ("held" | "direction only" | "not held", sentence): "held" when the 95% intervals
-    are disjoint with better.alpha above, "direction only" when only the point estimates agree.
-    """
-    if better.alpha_low > worse.alpha_high:
-        return "held", f"{better} > {worse}: intervals disjoint"
-    if better.alpha > worse.alpha:
-        return "direction only", f"{better} > {worse} in the point estimates, but the intervals overlap"
-    return "not held", f"{better} <= {worse}"

@@ -138,10 +138,7 @@ def test_cli_reports_bad_grid(tmp_path):
     assert grid.main(["run", str(bad), "--root", str(tmp_path)]) == 2
 
 
-@pytest.mark.parametrize("grid_file", ["quick.yaml", "ci.yaml", pytest.param("paper.yaml", marks=pytest.mark.xfail(
-    reason="paper.yaml not yet updated: it still gives data_seed (now data_seeds) and asks primer for n_test "
-           "10000 of cifar10-pair, which has 2000 test images (refused where CIFAR-10 is in the data cache)",
-    raises=grid.GridError, strict=False))])
+@pytest.mark.parametrize("grid_file", ["quick.yaml", "ci.yaml", "cpu.yaml", "paper.yaml"])
 def test_shipped_grids_are_valid(grid_file):
     name, cells, summary = grid.load_grid(grid.REPO_ROOT / "parameters" / grid_file)
     assert cells and summary == "00_summary"
