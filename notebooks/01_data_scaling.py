@@ -28,7 +28,8 @@
 #   its initialization, predicting from zero;
 # * **linearized network**: the same kernel around the network's initial function $f_0$:
 #   $f_0(x) + K(x, X) K(X, X)^{-1}(y - f_0(X))$, what the network would compute if it stayed
-#   linear in its parameters;
+#   linear in its parameters (with `center = True` the network trains $f - f_0$, starts at 0,
+#   and this curve equals the eNTK's);
 # * **infinite NTK**: kernel regression with the infinite-width NTK of the same architecture
 #   (`Arch.ntk_limit`: the NTK-parameterization limit, as neural-tangents computes it).
 #
@@ -129,7 +130,8 @@ def networks(data):
 
 
 outcomes = {"network": experiments.over_draws(networks, tasks),
-            **experiments.over_draws(lambda d: experiments.entk_init_outcomes(net, d, n_values, seeds, ridge), tasks),
+            **experiments.over_draws(lambda d: experiments.entk_init_outcomes(net, d, n_values, seeds, ridge, center),
+                                     tasks),
             "infinite NTK": experiments.over_draws(lambda d: experiments.infinite_outcomes(net, d, n_values, ridge),
                                                    tasks)}
 curves = {name: experiments.summarize("n", n_values, o) for name, o in outcomes.items()}
@@ -158,11 +160,15 @@ plotting.finish(fig, os.path.join(output_dir, "fig1a_data_scaling.png"),
 verdicts = [claims.scales_better(n_values, outcomes["network"], outcomes[k], names=("network", k),
                                  margin=alpha_margin, n_boot=n_boot) for k in ("eNTK (init)", "linearized network",
                                                                                 "infinite NTK")]
-verdicts = [v.with_caveat(underfit) if underfit else v for v in verdicts]
-gap = {k: v.numbers.get("delta") for k, v in zip(("eNTK (init)", "linearized network", "infinite NTK"), verdicts)}
-f0_share = (gap["eNTK (init)"] - gap["linearized network"]) / gap["eNTK (init)"] \
-    if None not in gap.values() and gap["eNTK (init)"] else None
-Markdown(claims.table(verdicts))
+caveat = ". ".join(filter(None, [underfit, claims.few_runs(data_seeds, seeds)]))
+plain = verdicts   # the Result paragraph states the caveats once
+verdicts = [v.with_caveat(caveat) if caveat else v for v in verdicts]
+# What f0 does: the paired exponent difference between the linearized network and the eNTK from 0.
+f0_effect = claims.scales_better(n_values, outcomes["linearized network"], outcomes["eNTK (init)"],
+                                 names=("linearized network", "eNTK (init)"), margin=alpha_margin, n_boot=n_boot)
+advantage, f0_gain = verdicts[0].numbers.get("delta"), f0_effect.numbers.get("delta")
+f0_share = f0_gain / advantage if advantage and f0_gain is not None and advantage > 0 else None
+Markdown(claims.table(verdicts + [f0_effect]))
 
 # %% [markdown]
 # ## Result
@@ -173,15 +179,16 @@ Markdown(
     f"On {task} at {image_size}px ({len(data_seeds)} data draws x {len(seeds)} seeds, {n_test} test images), "
     f"at n = {n_values[-1]} the network errs on {at['network']:.3f} of test images, the eNTK at initialization on "
     f"{at['eNTK (init)']:.3f}, the linearized network on {at['linearized network']:.3f} and the infinite NTK on "
-    f"{at['infinite NTK']:.3f}. " + " ".join(f"**{v.claim}: {v.status}.** {v.text}" for v in verdicts)
-    + (f" Starting from $f_0$ instead of zero changes the eNTK's exponent gap to the network by "
-       f"{100 * f0_share:.0f}% of it: that much of the network's advantage over its eNTK is explained by $f_0$."
-       if f0_share is not None else " The share of the advantage explained by $f_0$ could not be computed.")
-    + (f" {underfit}" if underfit else " Every network fit its training set (train error at most "
-                                       f"{underfit_train_error})."))
+    f"{at['infinite NTK']:.3f}. " + " ".join(f"**{v.claim}: {v.status}.** {v.text}" for v in plain)
+    + f" **What f0 does:** {f0_effect.text}"
+    + (f" The linearized network's exponent gain over the eNTK from zero is {100 * f0_share:.0f}% of the "
+       f"network's exponent advantage over that eNTK ({f0_effect.status} that f0 steepens the slope)."
+       if f0_share is not None else " The network has no exponent advantage over its eNTK here for f0 to explain.")
+    + (f" {caveat}." if caveat else f" Every network fit its training set (train error at most {underfit_train_error})."))
 
 # %%
 results.save(output_dir, parameters, {"n_values": n_values, "curves": curves, "training_fit": fit,
                                       "underfit": underfit, "f0_share_of_entk_gap": f0_share,
+                                      "f0_effect": f0_effect.as_dict(),
                                       "verdicts": {v.claim: v.as_dict() for v in verdicts}})
 np.savez_compressed(os.path.join(output_dir, "outcomes.npz"), **{k: v.astype(np.float16) for k, v in outcomes.items()})

@@ -20,11 +20,11 @@
 # **Protocol.** Three panels, all in the NTK parameterization, so that the width can grow with
 # the same learning rate and the network converges to the infinite-NTK model as width -> ∞:
 # * **(a) data scaling at two widths**: test error vs $n$ of the Myrtle-CNN at a small and a
-#   large width (paper: 16 and 1024), and of the infinite NTK; fitted exponents $\alpha$ in
-#   $\text{err}(n) \approx C n^{-\alpha}$, 95% bootstrap intervals over seeds.
+#   large width (paper: 16 and 1024), and of the infinite NTK; exponents $\alpha$ in
+#   $\text{err}(n) \approx C n^{-\alpha}$.
 # * **(b) width sweep at fixed n**: at one training-set size, test error of the trained
 #   Myrtle-CNN and of kernel regression with its eNTK at initialization, for growing width
-#   (mean ± std over seeds), with the infinite NTK as a horizontal line.
+#   (mean ± std over draws and seeds), with the infinite NTK as a horizontal line.
 # * **(c) the same sweep for a 5-layer CNN** (`models.cnn5`, widths w, 2w, 4w, 8w) on SVHN
 #   even-vs-odd digits.
 #
@@ -124,13 +124,21 @@ print(f"task {task}: {len(tasks)} data draws, pool {tasks[0].x.shape}, test {tas
 ns_inf = sorted(set(n_values) | {n_fixed})
 infinite = experiments.over_draws(lambda d: experiments.infinite_outcomes(myrtle(1), d, ns_inf, ridge), tasks)
 label = {w: f"network (width {w})" for w in widths_scaling}
-outcomes = {label[w]: experiments.over_draws(
-    lambda d, w=w: experiments.network_outcomes(myrtle(w), d, n_values, seeds, config)[0], tasks)
-    for w in widths_scaling}
+train_errors = {}   # (draws, seeds, points) per group of networks, for the underfit caveats
+
+
+def networks(data, width):
+    wrong, trained = experiments.network_outcomes(myrtle(width), data, n_values, seeds, config)
+    train_errors.setdefault(f"width {width}", []).append(experiments.training_fit(trained, seeds, n_values)["train_error"])
+    return wrong
+
+
+outcomes = {label[w]: experiments.over_draws(lambda d, w=w: networks(d, w), tasks) for w in widths_scaling}
 outcomes["infinite NTK"] = infinite[:, :, [ns_inf.index(n) for n in n_values]]
 sweep = experiments.over_draws(lambda d: experiments.width_sweep(myrtle, widths_sweep, d, n_fixed, seeds, config,
                                                                  ridge=ridge), tasks)
 sweep_limit = infinite[:, :, [ns_inf.index(n_fixed)]]
+sweep_fit = sweep.pop("train_error")
 
 # %% [markdown]
 # ## (c) 5-layer CNN on SVHN parity: width sweep at fixed n
@@ -147,6 +155,13 @@ print(cnn5(cnn5_widths[0]).describe())
 cnn5_sweep = experiments.over_draws(lambda d: experiments.width_sweep(cnn5, cnn5_widths, d, n_fixed, seeds, config,
                                                                       ridge=ridge), cnn5_tasks)
 cnn5_limit = experiments.over_draws(lambda d: experiments.infinite_outcomes(cnn5(1), d, [n_fixed], ridge), cnn5_tasks)
+cnn5_fit = cnn5_sweep.pop("train_error")
+underfit = " ".join(filter(None, [claims.underfit(np.stack(v), underfit_train_error, data_seeds, seeds, n_values)
+                                  for v in train_errors.values()]
+                           + [claims.underfit(sweep_fit, underfit_train_error, data_seeds, seeds, widths_sweep,
+                                              "myrtle width"),
+                              claims.underfit(cnn5_fit, underfit_train_error, data_seeds, seeds, cnn5_widths,
+                                              "cnn5 width")]))
 
 curves = {name: experiments.summarize("n", n_values, o) for name, o in outcomes.items()}
 curves.update({f"(b) {k}": experiments.summarize("width", widths_sweep, v) for k, v in sweep.items()})
@@ -206,6 +221,9 @@ for panel, widths, sw, limit in [(f"(b) myrtle{depth}", widths_sweep, sweep, swe
                                         names=(f"{panel} eNTK (init)", "infinite NTK"), n_boot=n_boot))
     verdicts.append(claims.improves_then_degrades(widths, sw["network"], limit,
                                                   names=(f"{panel} network", "infinite NTK"), n_boot=n_boot))
+caveat = ". ".join(filter(None, [underfit, claims.few_runs(data_seeds, seeds)]))
+plain = verdicts   # the Result paragraph states the caveats once
+verdicts = [v.with_caveat(caveat) if caveat else v for v in verdicts]
 Markdown(claims.table(verdicts))
 
 # %% [markdown]
@@ -214,11 +232,11 @@ Markdown(claims.table(verdicts))
 # %%
 Markdown(f"{image_size}px, {len(data_seeds)} data draws x {len(seeds)} seeds, {n_test} test images"
          + (f"; panel (c) ran on {svhn_fallback_task}, not {svhn_task}: {fallback_reason}" if fallback_reason else "")
-         + ". " + " ".join(f"**{v.claim}: {v.status}.** {v.text}" for v in verdicts))
+         + ". " + " ".join(f"**{v.claim}: {v.status}.** {v.text}" for v in plain) + (f" {caveat}." if caveat else ""))
 
 # %%
 results.save(output_dir, parameters, {
-    "n_values": n_values, "curves": curves, "verdicts": {v.claim: v.as_dict() for v in verdicts},
+    "n_values": n_values, "curves": curves, "verdicts": {v.claim: v.as_dict() for v in verdicts}, "underfit": underfit,
     "cnn5_task": cnn5_task, "requested_task": svhn_task, "fallback": fallback_reason is not None,
     "fallback_reason": fallback_reason})
 np.savez_compressed(os.path.join(output_dir, "outcomes.npz"), **{k: v.astype(np.float16) for k, v in {

@@ -18,10 +18,11 @@
 # noise, momentum or early stopping, all of which the kernel regressions do not have?
 #
 # **Protocol.** The measurement of notebook 01 (network vs eNTK at initialization vs infinite
-# NTK, test error vs $n$, fitted exponent $\alpha$ in $\text{err}(n) \approx C n^{-\alpha}$ with
-# 95% bootstrap intervals over seeds), with the network trained under one change at a time:
+# NTK, test error vs $n$, exponent $\alpha$ in $\text{err}(n) \approx C n^{-\alpha}$ compared by a
+# paired bootstrap over data draws, seeds and test examples), with the network trained under
+# one change at a time:
 # * **(a)** a higher (`lr_high`) and a lower (`lr_low`) learning rate than the default `lr`;
-# * **(b)** full-batch gradient descent instead of SGD (`batch_size=None`; momentum kept);
+# * **(b)** full-batch gradient descent instead of SGD (`full_batch=True`; momentum kept);
 # * **(c)** SGD without momentum (`momentum=0`, same learning rate);
 # * **(d)** early stopping: our default returns the final network (the pilot of notebook 1
 #   found early stopping no better on validation), so this variant turns early stopping *on*
@@ -161,7 +162,7 @@ fig, axes = plotting.figure(len(panels))
 for ax, (title, members) in zip(axes, panels):
     for k, name in enumerate(members):
         runs = curves[f"{name}: network"]["runs"]
-        if np.all(np.isfinite(runs.mean(0))):
+        if np.all(np.isfinite(np.nanmean(runs, 0))):   # diverged runs (NaN) are left out of the mean
             plotting.scaling_curve(ax, n_values, runs, f"network, {VARIANTS[name][0]}",
                                    scaling.fit_power_law(n_values, runs, n_boot=0), color=["C0", "C3"][k],
                                    marker="os"[k])
@@ -183,7 +184,8 @@ for name in variants:
     for kernel in ("eNTK (init)", "infinite NTK"):
         v = claims.scales_better(n_values, outcomes[f"{name}: network"], outcomes[kernel],
                                  names=(f"{name}: network", kernel), margin=alpha_margin, n_boot=n_boot)
-        verdicts.append(v.with_caveat(underfit[name]) if underfit[name] else v)
+        caveat = ". ".join(filter(None, [underfit[name], claims.few_runs(data_seeds, seeds)]))
+        verdicts.append(v.with_caveat(caveat) if caveat else v)
 Markdown(claims.table(verdicts))
 
 # %% [markdown]

@@ -202,7 +202,9 @@ verdicts.append(claims.keeps_improving([0] + m_values, fig1b, name=f"K^F_m({n_fi
 fixed_kernels = ["eNTK (init)"] + [f"K{f}_{m}(n)" for m in m_fixed for f in ("", "^F")]
 verdicts += [claims.scales_better(n_values, o["network"], o[k], names=("network", k), margin=alpha_margin,
                                   n_boot=n_boot) for k in fixed_kernels]
-verdicts = [v.with_caveat(underfit) if underfit else v for v in verdicts]
+caveat = ". ".join(filter(None, [underfit, claims.few_runs(data_seeds, seeds)]))
+plain = verdicts   # the Result paragraph states the caveats once
+verdicts = [v.with_caveat(caveat) if caveat else v for v in verdicts]
 Markdown(claims.table(verdicts))
 
 # %% [markdown]
@@ -215,7 +217,7 @@ Markdown(
     f"n = {n_values[-1]}: network {at['network']:.3f}, K_n(n) {at['K_n(n)']:.3f}, K^F_n(n) {at['K^F_n(n)']:.3f}, "
     f"eNTK (init) {at['eNTK (init)']:.3f}. K^F_m({n_fit}) goes from {curves[f'K^F_m({n_fit})']['mean'][0]:.3f} at "
     f"m = 0 to {at[f'K^F_m({n_fit})']:.3f} at m = {m_values[-1]}. "
-    + " ".join(f"**{v.claim}: {v.status}.** {v.text}" for v in verdicts))
+    + " ".join(f"**{v.claim}: {v.status}.** {v.text}" for v in plain) + (f" {caveat}." if caveat else ""))
 
 # %%
 results.save(output_dir, parameters, {"n_values": n_values, "m_values": m_values, "curves": curves,

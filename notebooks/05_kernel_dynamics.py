@@ -105,6 +105,8 @@ if steps[0] < 1 or steps[-1] > total_steps:
     raise ValueError(f"snapshot steps must lie in 1..{total_steps}, got {steps}")
 t_grid = [0] + steps
 epochs_at = [t * config.batch(n_train) / n_train for t in t_grid]
+if not all(-len(t_grid) <= i < len(t_grid) for i in t_scaling):
+    raise ValueError(f"t_scaling {t_scaling} must hold indices into the {len(t_grid)} times {t_grid}")
 t_scaling = sorted({t_grid[i] for i in t_scaling})
 ns_kernel = sorted(set(n_values) | {n_train})
 print(net.describe())
@@ -124,8 +126,12 @@ def dynamics(data):
     out = {"K^t_fit": np.full(shape, np.nan), "K^F,t_fit": np.full(shape, np.nan), "network(t)": np.full(shape, np.nan),
            **{f"K^t, t={t}": np.full((len(seeds), len(n_values), len(data.y_test)), np.nan) for t in t_scaling}}
     for i, seed in enumerate(seeds):
-        run = train.train(net, data.x[:n_train], data.y[:n_train],
-                          dataclasses.replace(config, seed=seed, snapshot_steps=tuple(t_grid)), val=data.val)
+        try:
+            run = train.train(net, data.x[:n_train], data.y[:n_train],
+                              dataclasses.replace(config, seed=seed, snapshot_steps=tuple(t_grid)), val=data.val)
+        except train.TrainingDiverged as e:   # this seed's rows stay NaN (missing) in every curve over t
+            print(f"draw {data.data_seed} seed {seed}: {e}")
+            continue
         for j, t in enumerate(t_grid):
             p = run.snapshots[t]
             out["network(t)"][i, j] = experiments.wrong(run.outputs(net, data.x_test, p), data.y_test)
@@ -197,7 +203,9 @@ verdicts = [claims.keeps_improving(t_grid, outcomes[k], name=k, x_name="t", frac
 verdicts += [claims.scales_better(n_values, outcomes["network"], outcomes[f"K^t, t={t}"],
                                   names=("network", f"K^t, t={t}"), margin=alpha_margin, n_boot=n_boot)
              for t in t_scaling]
-verdicts = [v.with_caveat(underfit) if underfit else v for v in verdicts]
+caveat = ". ".join(filter(None, [underfit, claims.few_runs(data_seeds, seeds)]))
+plain = verdicts   # the Result paragraph states the caveats once
+verdicts = [v.with_caveat(caveat) if caveat else v for v in verdicts]
 Markdown(claims.table(verdicts))
 
 # %% [markdown]
@@ -210,7 +218,7 @@ Markdown(
     f"the eNTK fitted on the {n_train} training samples errs on {fit_t[0]:.3f} of test images at t = 0 and "
     f"{fit_t[-1]:.3f} at t = {t_grid[-1]} (on fresh samples: {curves['K^F,t_fit']['mean'][0]:.3f} -> "
     f"{curves['K^F,t_fit']['mean'][-1]:.3f}); the network itself ends at {curves['network(t)']['mean'][-1]:.3f}. "
-    + " ".join(f"**{v.claim}: {v.status}.** {v.text}" for v in verdicts))
+    + " ".join(f"**{v.claim}: {v.status}.** {v.text}" for v in plain) + (f" {caveat}." if caveat else ""))
 
 # %%
 results.save(output_dir, parameters, {"t_grid": t_grid, "epochs": epochs_at, "n_values": n_values, "curves": curves,

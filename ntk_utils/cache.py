@@ -59,8 +59,9 @@ def cache_dir():
 
 @functools.lru_cache(maxsize=None)
 def code_fingerprint():
-    """16 hex digits: SHA-256 of (name, bytes) of each ntk_utils/*.py not in NO_NUMBERS, and of
-    the pinned packages' installed versions. Computed once per process (the code it runs)."""
+    """16 hex digits: SHA-256 of (name, bytes) of each ntk_utils/*.py not in NO_NUMBERS, of the
+    pinned packages' installed versions, and of the backend (platform, device kind, numpy
+    version, XLA_FLAGS, default matmul precision). Computed once per process."""
     from ntk_utils._compat import installed_versions
     h = hashlib.sha256()
     for path in sorted(PACKAGE.glob("*.py")):
@@ -68,6 +69,10 @@ def code_fingerprint():
             h.update(f"{path.name}:{path.stat().st_size}:".encode())
             h.update(path.read_bytes())
     h.update(json.dumps(installed_versions(), sort_keys=True).encode())
+    import jax   # the same code can give other numbers on another backend or with other XLA flags
+    device = jax.devices()[0]
+    h.update(f"{device.platform}:{getattr(device, 'device_kind', '')}:numpy {np.__version__}:"
+             f"{os.environ.get('XLA_FLAGS', '')}:{jax.config.jax_default_matmul_precision}".encode())
     return h.hexdigest()[:16]
 
 

@@ -481,17 +481,38 @@ def improves_then_degrades(widths, curve, limit, *, names, x_name="width", n_boo
 
 def underfit(train_error, threshold, draws, seeds, xs, x_name="n"):
     """A caveat sentence naming every network whose error on its own training set exceeds
-    ``threshold`` (it did not fit what it was trained on), or "" when none did.
+    ``threshold`` (it did not fit what it was trained on) and every network that diverged (NaN),
+    or "" when there are none. A diverged network is left out of the curves it belongs to, so
+    the means at its x rest on fewer runs.
 
     train_error: (D, S, K) for the data draws ``draws``, seeds ``seeds`` and points ``xs``.
     """
     train_error = np.asarray(train_error, dtype=float)
-    bad = [(draws[d], seeds[s], xs[k], train_error[d, s, k]) for d, s, k in zip(*np.nonzero(train_error > threshold))]
-    if not bad:
-        return ""
-    worst = ", ".join(f"draw {d} seed {s} {x_name}={x}: {e:.3f}" for d, s, x, e in bad[:4])
-    return (f"CAUTION: {len(bad)} of {train_error.size} networks underfit (training error above {threshold}; "
-            f"{worst}{', ...' if len(bad) > 4 else ''}): their exponents are those of under-trained networks")
+
+    def named(mask):
+        found = [(draws[d], seeds[s], xs[k], train_error[d, s, k]) for d, s, k in zip(*np.nonzero(mask))]
+        listed = ", ".join(f"draw {d} seed {s} {x_name}={x}" + ("" if np.isnan(e) else f": {e:.3f}")
+                           for d, s, x, e in found[:4])
+        return len(found), listed + (", ..." if len(found) > 4 else "")
+
+    parts = []
+    count, listed = named(np.isnan(train_error))
+    if count:
+        parts.append(f"CAUTION: {count} of {train_error.size} networks diverged and are left out ({listed})")
+    with np.errstate(invalid="ignore"):
+        count, listed = named(train_error > threshold)
+    if count:
+        parts.append(f"CAUTION: {count} of {train_error.size} networks underfit (training error above {threshold}; "
+                     f"{listed}): their exponents are those of under-trained networks")
+    return ". ".join(parts)
+
+
+def few_runs(draws, seeds, minimum=4):
+    """A caveat when a bootstrap resamples fewer than ``minimum`` data draws or seeds: with so few
+    the percentile interval understates that source of noise (with one draw, it leaves it out)."""
+    short = [f"{len(v)} {what}" for v, what in ((draws, "data draw(s)"), (seeds, "seed(s)")) if len(v) < minimum]
+    return (f"Intervals resample only {' and '.join(short)}: they understate the noise of what is resampled "
+            f"that few times, and leave out a source with one value") if short else ""
 
 
 def table(verdicts):

@@ -6,8 +6,9 @@ seed, is cut into
     [ validation (val_size) | training pool (n_max) | fresh samples ... ]
 
 The size-n training set is the first n of the pool, so training sets are nested, and the
-validation set does not depend on n or n_max: the network for (n, seed, data_seed) is the same
-in every notebook (and the disk cache really is shared). Fresh samples (for K^F) come after
+validation set does not depend on n or n_max: the network for (n, seed, data_seed) and one
+training recipe is the same in every notebook (and the disk cache really is shared; notebook
+5's run with snapshots is its own). Fresh samples (for K^F) come after
 the largest pool a notebook uses. The test set is the task's fixed test set: the same for
 every draw and seed, which is what makes bootstrap comparisons paired over test examples.
 
@@ -58,8 +59,11 @@ def load(task, n_max, n_test, image_size=8, data_seed=0, val_size=500):
 
 
 def wrong(predictions, y):
-    """(T,) float: 1 where sign(prediction) != y (ties f = 0 count as +1, as in regression.test_error)."""
-    return (np.where(np.asarray(predictions).reshape(-1) >= 0, 1.0, -1.0) != np.asarray(y).reshape(-1)).astype(float)
+    """(T,) float: 1 where sign(prediction) != y (ties f = 0 count as +1, as in regression.test_error);
+    NaN where a prediction is not finite."""
+    f = np.asarray(predictions, dtype=float).reshape(-1)
+    out = (np.where(f >= 0, 1.0, -1.0) != np.asarray(y).reshape(-1)).astype(float)
+    return np.where(np.isfinite(f), out, np.nan)
 
 
 def kernel_outcomes(k_train, k_test_train, y, y_test, ns, ridge=0.0, f0=None, f0_test=None):
@@ -124,11 +128,12 @@ def entk_outcomes(arch, params, x, y, x_test, y_test, ns, ridge=0.0, linearized=
     return kernel_outcomes(k, k_test, y, y_test, ns, ridge, *f0)
 
 
-def entk_init_outcomes(arch, task, ns, seeds, ridge=0.0):
+def entk_init_outcomes(arch, task, ns, seeds, ridge=0.0, center=False):
     """{"eNTK (init)", "linearized network"}: outcomes (S, K, T) of the eNTK at each seed's
-    initialization, from zero and from the network's initial function f0 (same kernel)."""
+    initialization, from zero and from the network's initial function f0 (same kernel). A centred
+    network (``center``) starts at 0: its linearization is the eNTK from zero."""
     return {name: np.array([entk_outcomes(arch, init_params(arch, seed, task), task.x, task.y, task.x_test,
-                                          task.y_test, ns, ridge, linearized=lin) for seed in seeds])
+                                          task.y_test, ns, ridge, linearized=lin and not center) for seed in seeds])
             for name, lin in (("eNTK (init)", False), ("linearized network", True))}
 
 
@@ -160,14 +165,16 @@ def width_sweep(make_arch, widths, task, n, seeds, config, *, ridge=0.0, progres
     """Network and eNTK-at-initialization outcomes at one training-set size ``n``, across widths.
 
     make_arch: width -> Arch, e.g. ``lambda w: models.myrtle(5, w)``.
-    Returns {"network": (S, len(widths), T), "eNTK (init)": (S, len(widths), T)}; a network whose
-    training diverged has NaN outcomes. Networks and kernels are the cached ones of
-    :func:`network_outcomes` / :func:`entk_init_outcomes`.
+    Returns {"network": (S, len(widths), T), "eNTK (init)": (S, len(widths), T),
+    "train_error": (S, len(widths))}; a network whose training diverged has NaN outcomes.
+    Networks and kernels are the cached ones of :func:`network_outcomes` / :func:`entk_init_outcomes`.
     """
-    net, entk = [], []
+    net, entk, fit = [], [], []
     for width in widths:
         arch = make_arch(width)
-        net.append(network_outcomes(arch, task, [n], seeds, config, progress=progress)[0][:, 0])
+        outcomes, trained = network_outcomes(arch, task, [n], seeds, config, progress=progress)
+        net.append(outcomes[:, 0])
+        fit.append(training_fit(trained, seeds, [n])["train_error"][:, 0])
         entk.append(np.array([entk_outcomes(arch, init_params(arch, seed, task), task.x, task.y, task.x_test,
                                             task.y_test, [n], ridge)[0] for seed in seeds]))
-    return {"network": np.stack(net, 1), "eNTK (init)": np.stack(entk, 1)}
+    return {"network": np.stack(net, 1), "eNTK (init)": np.stack(entk, 1), "train_error": np.stack(fit, 1)}

@@ -197,6 +197,7 @@ RULES = {
     "alike_tolerance": _number(0, low_open=True),
     "track_tolerance": _number(1, low_open=True),
     "n_boot": _int_at_least(100),
+    "n_snapshots": _int_at_least(1), "first_snapshot": _int_at_least(1),
 }
 
 
@@ -253,8 +254,9 @@ def _size_problems(p):
         n_train, n_test_have = have
         if names:
             biggest = max(sizes[n] for n in names)
-            # notebooks with n_fit also draw fresh samples after the pool (04): count the pool twice
-            need = val + biggest * (2 if "n_fit" in p and name == "task" else 1)
+            # notebooks with fresh samples after the pool (04: n_fit; 05: n_train): count the pool twice
+            fresh = name == "task" and ("n_fit" in p or "n_snapshots" in p)
+            need = val + biggest * (2 if fresh else 1)
             if need > n_train:
                 how = f"val_size {val} + " * bool(val) + ("2 x " if need - val > biggest else "") + \
                     f"largest of {', '.join(names)} ({biggest})"

@@ -7,12 +7,12 @@ COLORS = {"network": "C0", "eNTK (init)": "C1", "infinite NTK": "C2"}
 
 
 def scaling_curve(ax, ns, errors, label, fit=None, color=None, marker="o"):
-    """Plot test error vs n: mean over seeds with ±1 std error bars, and the fitted power law.
+    """Plot test error vs n: mean over runs with ±1 std error bars, and the fitted power law.
 
-    errors: (len(ns),) or (seeds, len(ns)).
+    errors: (len(ns),) or (runs, len(ns)); NaN entries (diverged runs) are left out.
     """
-    errors = np.atleast_2d(errors)
-    mean, std = errors.mean(0), errors.std(0)
+    errors = np.atleast_2d(np.asarray(errors, dtype=float))
+    mean, std = np.nanmean(errors, 0), np.nanstd(errors, 0)   # NaN: a diverged run, left out
     color = color or COLORS.get(label)
     text = label if fit is None else f"{label} ({fit})"
     line = ax.errorbar(ns, mean, yerr=std if len(errors) > 1 else None, fmt=marker, color=color, label=text,

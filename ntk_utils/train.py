@@ -200,5 +200,8 @@ def _train(arch, x, y, config, val, progress):
     final = jax.device_get(params)
     best_step, out = (best[1], best[2]) if config.early_stopping else (steps, final)
     train_loss, train_error = _loss_and_error(config, outputs_on(out, x), y)
+    if not math.isfinite(train_loss):   # the logged loss precedes each step's update: check the result too
+        raise TrainingDiverged(f"the trained network's training loss is {train_loss} (lr={config.lr}); "
+                               "lower the learning rate")
     return TrainResult(out, init_params, final, snapshots, history, steps, best_step, time.time() - start,
                        config.center, train_loss, train_error)

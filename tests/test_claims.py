@@ -330,3 +330,14 @@ def test_improves_then_degrades_nan_and_too_few_points_are_inconclusive():
     assert "no value at width=256" in v.text
     v = claims.improves_then_degrades(WIDTHS[:2], c[:, :, :2], LIMIT, names=("network", "infinite NTK"))
     assert_clean(v, "inconclusive")
+
+
+def test_underfit_and_diverged_networks_are_named_and_few_runs_flagged():
+    train_error = np.array([[[0.0, 0.05], [np.nan, 0.0]]])           # (D=1, S=2, K=2)
+    text = claims.underfit(train_error, 0.02, [0], [0, 1], [64, 128])
+    assert "1 of 4 networks diverged" in text and "seed 1 n=64" in text
+    assert "1 of 4 networks underfit" in text and "seed 0 n=128: 0.050" in text
+    assert claims.underfit(np.zeros((2, 4, 3)), 0.02, [0, 1], [0, 1, 2, 3], [1, 2, 3]) == ""
+    assert "1 data draw(s)" in claims.few_runs([0], [0, 1, 2, 3])
+    assert "2 seed(s)" in claims.few_runs([0, 1, 2, 3], [0, 1])
+    assert claims.few_runs([0, 1, 2, 3], [0, 1, 2, 3]) == ""
