@@ -156,8 +156,8 @@ cnn5_sweep = experiments.over_draws(lambda d: experiments.width_sweep(cnn5, cnn5
                                                                       ridge=ridge), cnn5_tasks)
 cnn5_limit = experiments.over_draws(lambda d: experiments.infinite_outcomes(cnn5(1), d, [n_fixed], ridge), cnn5_tasks)
 cnn5_fit = cnn5_sweep.pop("train_error")
-underfit = " ".join(filter(None, [claims.underfit(np.stack(v), underfit_train_error, data_seeds, seeds, n_values)
-                                  for v in train_errors.values()]
+underfit = ". ".join(filter(None, [claims.underfit(np.stack(v), underfit_train_error, data_seeds, seeds, n_values,
+                                                   f"{group}, n") for group, v in train_errors.items()]
                            + [claims.underfit(sweep_fit, underfit_train_error, data_seeds, seeds, widths_sweep,
                                               "myrtle width"),
                               claims.underfit(cnn5_fit, underfit_train_error, data_seeds, seeds, cnn5_widths,
