@@ -99,7 +99,10 @@ if b:
     ax_b.errorbar(c["x"][1:], c["mean"][1:], yerr=c["std"][1:], fmt="o-", color="C4", capsize=3, ms=4,
                   label=f"after-kernel K^F_m({n_fit})")
     ax_b.axhline(c["mean"][0], color="C1", ls=":", label="m = 0: eNTK (init)")
-    ax_b.set(xscale="log", xlabel="samples m the network was trained on", ylabel="test error")
+    ax_b.set_xscale("log", base=2)
+    ax_b.set_xticks(c["x"][1:], [str(m) for m in c["x"][1:]])
+    ax_b.minorticks_off()
+    ax_b.set(xlabel="samples m the network was trained on", ylabel="test error")
     ax_b.set_title(f"B: after-kernel vs m ({runs_of(b)})", fontsize=9)
 else:
     ax_b.text(0.5, 0.5, "04_after_kernel not run yet", ha="center", transform=ax_b.transAxes)

@@ -173,6 +173,8 @@ def draw_fig1b(ax):
                 label=f"after-kernel K^F_m({n_fit})")
     ax.axhline(c["mean"][0], color="C1", ls=":", label=f"m = 0: eNTK (init) on the same {n_fit}")
     ax.set_xscale("log", base=2)
+    ax.set_xticks(m_values, [str(m) for m in m_values])
+    ax.minorticks_off()
     ax.set_xlabel("samples m the network was trained on")
     ax.set_ylabel(f"test error of K^F_m({n_fit})")
 

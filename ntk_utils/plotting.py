@@ -2,11 +2,13 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-# One color per kind of predictor, the same in every figure.
-COLORS = {"network": "C0", "eNTK (init)": "C1", "infinite NTK": "C2"}
+# One color and marker per kind of predictor, the same in every figure (the linearized network
+# often lies on the eNTK's points: a hollow marker keeps both visible).
+COLORS = {"network": "C0", "eNTK (init)": "C1", "infinite NTK": "C2", "linearized network": "C5"}
+MARKERS = {"linearized network": "^"}
 
 
-def scaling_curve(ax, ns, errors, label, fit=None, color=None, marker="o"):
+def scaling_curve(ax, ns, errors, label, fit=None, color=None, marker=None):
     """Plot test error vs n: mean over runs with ±1 std error bars, and the fitted power law.
 
     errors: (len(ns),) or (runs, len(ns)); NaN entries (diverged runs) are left out.
@@ -14,9 +16,10 @@ def scaling_curve(ax, ns, errors, label, fit=None, color=None, marker="o"):
     errors = np.atleast_2d(np.asarray(errors, dtype=float))
     mean, std = np.nanmean(errors, 0), np.nanstd(errors, 0)   # NaN: a diverged run, left out
     color = color or COLORS.get(label)
+    marker = marker or MARKERS.get(label, "o")
     text = label if fit is None else f"{label} ({fit})"
     line = ax.errorbar(ns, mean, yerr=std if len(errors) > 1 else None, fmt=marker, color=color, label=text,
-                       capsize=3, ms=4)
+                       capsize=3, ms=4 if marker == "o" else 6, mfc="none" if marker == "^" else color)
     if fit is not None:
         grid = np.geomspace(fit.n_min, fit.n_max, 50)
         ax.plot(grid, fit.predict(grid), "--", color=line[0].get_color(), lw=1)
