@@ -148,7 +148,8 @@ cnn5_task, fallback_reason = svhn_task, None
 try:
     cnn5_tasks = [experiments.load(svhn_task, n_fixed, n_test, image_size, d, val_size) for d in data_seeds]
 except (datasets.DataError, OSError) as e:
-    cnn5_task, fallback_reason = svhn_fallback_task, f"{svhn_task} is not available ({str(e).splitlines()[0]})"
+    why = str(e).splitlines()[0].replace(str(datasets.resolve_data_dir()), "$NTK_DATA_DIR")   # no machine paths
+    cnn5_task, fallback_reason = svhn_fallback_task, f"{svhn_task} is not available ({why})"
     print(f"NOTE: panel (c) runs on {svhn_fallback_task} INSTEAD OF {svhn_task}: {fallback_reason}")
     cnn5_tasks = [experiments.load(svhn_fallback_task, n_fixed, n_test, image_size, d, val_size) for d in data_seeds]
 print(cnn5(cnn5_widths[0]).describe())

@@ -426,7 +426,8 @@ def compare_main(fresh, reference):
 
 def publish(fresh_grid_dir, reference_dir, grid_file=None):
     """Copy every done cell (fingerprint current) of a fresh grid folder, i.e. its results.json,
-    notebook.ipynb and figures, and the grid's figures/ folder into reference_dir, replacing the
+    notebook.ipynb, figures and per-example outcomes (outcomes.npz: every verdict can be recomputed
+    from them), and the grid's figures/ folder into reference_dir, replacing the
     older copies there. grid_file: default parameters/<folder name>.yaml. Returns the cell ids."""
     fresh, reference = pathlib.Path(fresh_grid_dir), pathlib.Path(reference_dir)
     grid_file = pathlib.Path(grid_file) if grid_file else REPO_ROOT / "parameters" / f"{fresh.name}.yaml"
@@ -437,7 +438,7 @@ def publish(fresh_grid_dir, reference_dir, grid_file=None):
         state = collect(grid_file, fresh.parent)
         for cell in state["done"]:
             _replace_dir(fresh / cell, reference / cell,
-                         lambda p: p.name in ("results.json", "notebook.ipynb") or p.suffix == ".png")
+                         lambda p: p.name in ("results.json", "notebook.ipynb", "outcomes.npz") or p.suffix == ".png")
         if (fresh / "figures").is_dir():
             _replace_dir(fresh / "figures", reference / "figures", lambda p: not p.name.startswith("."))
     print(f"published {len(state['done'])} cells of grid {grid} to {reference}")
