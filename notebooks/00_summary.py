@@ -30,7 +30,7 @@ import os
 import numpy as np
 
 from ntk_utils import grid, params, plotting, results, scaling
-from ntk_utils.cache import REPO_ROOT
+from ntk_utils.paths import REPO_ROOT
 
 _before_parameters = set(globals())
 

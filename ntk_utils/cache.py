@@ -11,10 +11,11 @@ once, and a change to any input, to that code (train.py, fast_ntk.py, ...) or to
 a new entry rather than a stale hit. Old entries are never read again; delete the folder to
 reclaim the space.
 
-The fingerprint hashes every ``ntk_utils/*.py`` except NO_NUMBERS: modules that only run,
-record or draw (grid, results, plotting, claims) and this file, whose key and file format are
-checked by other means (the key covers the inputs; a file not in the format below is corrupt).
-Tests change it by monkeypatching ``cache.code_fingerprint``.
+The fingerprint hashes the modules that compute what is cached (COMPUTES_CACHED: networks,
+eNTKs, infinite NTKs), as code: their syntax tree without docstrings, so a documentation edit
+keeps the cache while any change to what runs invalidates it. Modules that compute from cached
+values on every run (experiments, sections, regression, claims) need not be in it: their
+numbers are never stored. Tests change it by monkeypatching ``cache.code_fingerprint``.
 
 Files and corruption
 --------------------
@@ -30,6 +31,7 @@ recomputed; results.json records it (ntk_utils.results.metadata).
 
 Location: ``$NTK_CACHE_DIR``, else ``outputs/cache`` in the repository.
 """
+import ast
 import collections
 import dataclasses
 import functools
@@ -39,14 +41,14 @@ import os
 import pathlib
 import pickle
 import struct
-import tempfile
 import warnings
 
 import numpy as np
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+from ntk_utils.paths import REPO_ROOT, atomic_write
+
 PACKAGE = pathlib.Path(__file__).resolve().parent
-NO_NUMBERS = {"grid.py", "results.py", "plotting.py", "claims.py", "cache.py"}  # left out of the fingerprint
+COMPUTES_CACHED = ("_compat.py", "models.py", "train.py", "kernels.py", "fast_ntk.py")
 MAGIC = b"ntk-cache-1\n"
 HEADER = struct.Struct(f"<{len(MAGIC)}sQ32s")  # magic, payload length, sha256(payload)
 
@@ -59,21 +61,30 @@ def cache_dir():
 
 @functools.lru_cache(maxsize=None)
 def code_fingerprint():
-    """16 hex digits: SHA-256 of (name, bytes) of each ntk_utils/*.py not in NO_NUMBERS, of the
-    pinned packages' installed versions, and of the backend (platform, device kind, numpy
+    """16 hex digits: SHA-256 of the code of each module in COMPUTES_CACHED (:func:`_code`), of
+    the pinned packages' installed versions, and of the backend (platform, device kind, numpy
     version, XLA_FLAGS, default matmul precision). Computed once per process."""
     from ntk_utils._compat import installed_versions
     h = hashlib.sha256()
-    for path in sorted(PACKAGE.glob("*.py")):
-        if path.name not in NO_NUMBERS:
-            h.update(f"{path.name}:{path.stat().st_size}:".encode())
-            h.update(path.read_bytes())
+    for name in COMPUTES_CACHED:
+        h.update(f"{name}:{_code(PACKAGE / name)}".encode())
     h.update(json.dumps(installed_versions(), sort_keys=True).encode())
     import jax   # the same code can give other numbers on another backend or with other XLA flags
     device = jax.devices()[0]
     h.update(f"{device.platform}:{getattr(device, 'device_kind', '')}:numpy {np.__version__}:"
              f"{os.environ.get('XLA_FLAGS', '')}:{jax.config.jax_default_matmul_precision}".encode())
     return h.hexdigest()[:16]
+
+
+def _code(path):
+    """The syntax tree of a Python file without its docstrings, as text: what runs."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
 
 
 # ----------------------------------------------------------------------------- keys
@@ -200,18 +211,12 @@ def save(kind, k, obj):
     """Write ``obj`` atomically (temporary file + rename), with its length and checksum."""
     path = _path(kind, k)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(b"\0" * HEADER.size)  # placeholder: the checksum is known only after pickling
-            w = _HashingWriter(f)
-            pickle.dump(obj, w, protocol=pickle.HIGHEST_PROTOCOL)
-            f.seek(0)
-            f.write(HEADER.pack(MAGIC, w.size, w.sha.digest()))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path, "wb") as f:
+        f.write(b"\0" * HEADER.size)  # placeholder: the checksum is known only after pickling
+        w = _HashingWriter(f)
+        pickle.dump(obj, w, protocol=pickle.HIGHEST_PROTOCOL)
+        f.seek(0)
+        f.write(HEADER.pack(MAGIC, w.size, w.sha.digest()))
 
 
 def cached(kind, parts, compute, enabled=True, check=None):

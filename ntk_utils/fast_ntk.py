@@ -1,7 +1,7 @@
 """The infinite-width NTK / NNGP of conv / pool / ReLU networks as batched array products.
 
 ``infinite_ntk(arch, x1, x2)`` returns the matrix that neural-tangents'
-``ntk_utils.models.stax_kernel_fn(arch)(x1, x2, "ntk")`` returns, 5-9x faster on CPU
+``ntk_utils.models.stax_kernel_fn(arch)(x1, x2, "ntk")`` returns, several times faster on CPU
 (float32; see "Precision" below), without importing neural-tangents or flax: only public jax
 APIs that exist both in jax 0.5.3 and in current jax, so it also runs on a GPU image where
 neural-tangents cannot be imported. ``supports(arch)`` says whether an architecture is covered.
@@ -47,10 +47,9 @@ Implementation
   product with P without its zeros). Each Conv's affine part (W_std², b_std², the Θ mixing)
   is moved forward into the next ReLU (:func:`_kernel_ops`): one elementwise pass.
 * One compiled computation per layer (on maps > 16 px): XLA's CPU fusion would otherwise
-  recompute a ReLU for each of the k shifted reads of the next convolution, 2-30x slower
-  (measured); :func:`_segments`. Each layer is an asynchronous jit dispatch.
+  recompute a ReLU for each of the k shifted reads of the next convolution; :func:`_segments`. Each layer is an asynchronous jit dispatch.
 * ReLU. ``arccos`` is a polynomial (:func:`_acos_coefficients`; XLA's CPU ``atan2`` costs
-  ~16 ns an element, more than all the rest), and 1 - |ρ| is computed as
+  more than all the rest), and 1 - |ρ| is computed as
   ``(√(q q') - |Σ|) / √(q q')``, exactly 0 where an image meets itself at the same pixel:
   θ ≈ √(2(1 - ρ)) turns any round-off there into large errors on K(x, x) (float32: 1e-4).
 * Symmetric case (``x2`` None or equal to ``x1``): the diagonal tiles (i, i) come first and
@@ -59,32 +58,23 @@ Implementation
   q comes from a per-image self recursion (O(n)); the rest is the same.
 * Contractions use ``Precision.HIGHEST`` (float32 stays float32 on GPUs, no TF32).
 
-Precision and XLA settings (2-core AMD EPYC, jax 0.5.3; ``benchmarks/bench_infinite_ntk.py``)
--------------------------------------------------------------------------------------------
-* ``dtype=np.float32`` is the default. Myrtle-5, seconds per 1000 entries (x1 vs x2), against
-  neural-tangents' fastest CPU configuration, which is float64 (its float32 is 2-4x slower,
-  1.5-2x with ``--xla_cpu_use_thunk_runtime=false``): float32 0.026 vs 0.14 at 8x8 (5.5x),
-  0.61 vs 3.4 at 16x16 (5.6x), 9.4 vs 79 at 32x32 (8.5x); float64 2.2-3.0x faster than
-  neural-tangents, 2-4x slower than our float32 (twice the memory traffic, the degree-18
-  instead of degree-9 polynomial, 16 MiB arrays at 32x32). x2=None halves the work again.
-  The machine's other jobs move these by up to ~1.5x between runs (float32 during
-  development: 4.4-9.6x at 8x8, 4.8-5.6x at 16x16).
-* float32 agrees with neural-tangents' float64 kernel to 1.5-3.5e-7 of the largest entry
-  (and is exact on K(x, x), unlike neural-tangents' own float32); float64 to ~1e-15.
-  float32 is also neural-tangents' default and what an accelerator prefers; ask for float64
-  when a downstream solve needs more than ~7 digits.
+Precision and XLA settings (the measurements behind these choices: ``benchmarks/README.md``)
+------------------------------------------------------------------------------------------
+* ``dtype=np.float32`` is the default: several times faster than neural-tangents' fastest CPU
+  configuration (float64), and it agrees with that kernel to a few 1e-7 of the largest entry
+  (exact on K(x, x), unlike neural-tangents' own float32). float32 is also neural-tangents'
+  default and what an accelerator prefers; ask for float64 when a downstream solve needs more
+  than ~7 digits.
 * float64 needs jax's x64 mode. It is switched on only inside the call, through the public
   context manager ``jax.enable_x64`` (jax >= 0.8) or ``jax.experimental.enable_x64`` (older
   jax, where it is not deprecated); the caller's global setting is left alone.
-* No XLA flags: ``--xla_cpu_use_thunk_runtime=false`` (which speeds neural-tangents' float32
-  up ~2.5x), ``--xla_cpu_prefer_vector_width=512``, ``--xla_cpu_use_fusion_emitters`` and
-  fast-math made no measurable difference here, and a library cannot set them once jax has
-  started. What did matter on CPU: glibc's malloc returning each layer's few-MiB output to
-  the kernel (page faults were a third of the time), avoided by :func:`_prime_allocator`;
-  and one compiled computation per layer (above).
+* No XLA flags: a library cannot set them once jax has started, and none we tried helped
+  fast_ntk. What matters on CPU: glibc's malloc returning each layer's few-MiB output to the
+  kernel (page faults), avoided by :func:`_prime_allocator`; and one compiled computation per
+  layer (above).
 
-Layer specs are recognised by class name, so neither ``ntk_utils.models`` (flax) nor
-neural-tangents is imported.
+Layer specs are recognised by their ``kind`` (the layer registry of ``ntk_utils.models``), so
+neither flax nor neural-tangents is imported; a kind without a rule here is refused by name.
 """
 import collections
 import contextlib
@@ -95,7 +85,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["supports", "infinite_ntk"]
+__all__ = ["supports", "unsupported", "infinite_ntk"]
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -153,8 +143,8 @@ def _plan(arch, in_shape):
     ops = [("input", spatial)]
     gaussian = False
     for layer in arch.layers:
-        kind = type(layer).__name__
-        if kind == "Conv":
+        kind = getattr(layer, "kind", None)
+        if kind == "conv":
             k = int(layer.size)
             if not spatial:
                 raise _Unsupported(f"{layer} after the spatial dimensions are gone")
@@ -162,16 +152,16 @@ def _plan(arch, in_shape):
                 raise _Unsupported(f"{layer}: filter size must be >= 1")
             ops.append(("conv", k, w_var, b_var, param, float(c * k * k)))
             c, gaussian = int(layer.width), True
-        elif kind == "Dense":
+        elif kind == "dense":
             ops.append(("dense", w_var, b_var, param, float(c)))
             c, gaussian = int(layer.width), True
-        elif kind == "Relu":
+        elif kind == "relu":
             if not gaussian:
                 raise _Unsupported("Relu needs a Gaussian input (a Conv or Dense layer before it), "
                                    "as in neural-tangents")
             ops.append(("relu",))
             gaussian = False
-        elif kind == "AvgPool":
+        elif kind == "avgpool":
             win = int(layer.window)
             if not spatial:
                 raise _Unsupported(f"{layer} after the spatial dimensions are gone")
@@ -179,46 +169,51 @@ def _plan(arch, in_shape):
                 raise _Unsupported(f"{layer} does not fit a {h}x{w} feature map")
             ops.append(("pool", win))
             h, w = h // win, w // win
-        elif kind == "GlobalAvgPool":
+        elif kind == "global_avgpool":
             if not spatial:
                 raise _Unsupported(f"{layer} after the spatial dimensions are gone")
             ops.append(("gap",))
             spatial = False
-        elif kind == "Flatten":
+        elif kind == "flatten":
             if spatial:
                 ops.append(("flatten",))
                 c = h * w * c
                 spatial = False
             gaussian = False
         else:
-            raise _Unsupported(f"layer {layer!r} is not supported")
+            raise _Unsupported(f"layer {layer!r} (kind {kind!r}) has no fast_ntk rule")
     if spatial:
         raise _Unsupported("the network output still has spatial dimensions (add GlobalAvgPool or Flatten)")
     return tuple(ops)
 
 
-def supports(arch, input_shape=None):
-    """Whether :func:`infinite_ntk` can compute the kernel of ``arch``.
+def unsupported(arch, input_shape=None):
+    """Why :func:`infinite_ntk` cannot compute the kernel of ``arch`` (a sentence), or None.
 
     Args:
       arch: an ``ntk_utils.models.Arch``.
       input_shape: optional shape of one input, ``(H, W, C)`` or ``(d,)``. When given, the
         shapes are checked too (pools must fit the feature maps); when omitted, only the layer
-        types and their order are checked (as for large images).
+        kinds and their order are checked (as for large images).
 
-    Returns:
-      True when every layer is supported (Conv, Relu, AvgPool, GlobalAvgPool, Flatten, Dense;
-      NTK or standard parameterization) and the layers compose to a scalar-per-pair kernel.
+    Supported: layers of kind conv, relu, avgpool, global_avgpool, flatten, dense, in the NTK
+    or standard parameterization, composing to a scalar-per-pair kernel.
     """
     # Without a shape: whatever works for some input works for large images or for vectors.
     shapes = [input_shape] if input_shape is not None else [(2 ** 10, 2 ** 10, 3), (64,)]
+    reasons = []
     for shape in shapes:
         try:
             _plan(arch, shape)
-            return True
-        except (_Unsupported, AttributeError, TypeError, ValueError):
-            pass
-    return False
+            return None
+        except _Unsupported as e:
+            reasons.append(str(e))
+    return reasons[0]
+
+
+def supports(arch, input_shape=None):
+    """Whether :func:`infinite_ntk` can compute the kernel of ``arch`` (see :func:`unsupported`)."""
+    return unsupported(arch, input_shape) is None
 
 
 # --------------------------------------------------------------------------- layers

@@ -51,7 +51,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from ntk_utils import params
-from ntk_utils.cache import REPO_ROOT
+from ntk_utils.paths import REPO_ROOT
 
 GRID_KEYS = {"name", "defaults", "notebooks", "summary", "description"}
 DEFAULT_ROOT = REPO_ROOT / "outputs" / "runs"

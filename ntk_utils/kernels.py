@@ -20,6 +20,7 @@ a Gram matrix K(X, X) computes only the tiles on and above the diagonal and mirr
 The ``*_cached`` helpers keep results in the content-addressed cache (``ntk_utils.cache``).
 """
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -29,17 +30,13 @@ from tqdm.auto import tqdm
 from ntk_utils import cache, models
 from ntk_utils._compat import neural_tangents
 
-# How the eNTK is computed ("auto", the default; benchmarks/README.md has the measurements):
+# How the eNTK is computed ("auto", the default; the measurements behind it: benchmarks/README.md):
 # * when the Jacobians of all inputs fit in JACOBIAN_BYTES and the network has at most
-#   FULL_JACOBIAN_MAX_PARAMS parameters, they are computed once (plain jax,
-#   per-example gradients in chunks) and contracted in one matrix product: each Jacobian row is
-#   computed once instead of once per tile pair. Measured on this 2-core CPU, Myrtle-5 width 32,
-#   8x8 px: 2.4 ms per 1000 entries at n=1024 vs 12 ms for tiled neural-tangents implementation 1
-#   (at width 1024, 28M parameters, its per-example gradients were 1.6x slower than implementation 1);
+#   FULL_JACOBIAN_MAX_PARAMS parameters, they are computed once (plain jax, per-example
+#   gradients in chunks) and contracted in one matrix product: each Jacobian row is computed
+#   once instead of once per tile pair;
 # * otherwise (wide networks, large n) neural-tangents implementation 1 (Jacobian contraction)
-#   on tiles, which measured fastest of its three on CPU for Myrtle-5 at 32x32, n=64: width 16:
-#   impl1 0.28 s, impl2 9.1 s, impl3 0.32 s; width 64: impl1 1.7 s, impl2 out of memory,
-#   impl3 2.2 s (benchmarks/bench_empirical_ntk.py re-measures all of them).
+#   on tiles, the fastest of its three on CPU (benchmarks/bench_empirical_ntk.py).
 DEFAULT_IMPLEMENTATION = "auto"
 JACOBIAN_BYTES = 4e9
 FULL_JACOBIAN_MAX_PARAMS = 2_000_000
@@ -152,9 +149,12 @@ def infinite_ntk(arch, x1, x2=None, *, batch_size=None, get="ntk", progress=None
     ``kernel_fn`` through ``nt.batch`` (tiles spread over all local devices).
     """
     from ntk_utils import fast_ntk
-    if fast_ntk.supports(arch):
+    reason = fast_ntk.unsupported(arch, np.shape(x1)[1:])
+    if reason is None:
         return np.asarray(fast_ntk.infinite_ntk(arch, x1, x2, get=get, **({"batch_size": batch_size}
                                                                            if batch_size else {})))
+    warnings.warn(f"fast_ntk cannot compute the infinite NTK of {arch.name}: {reason}; "
+                  "using neural-tangents (several times slower)", stacklevel=2)
     nt = neural_tangents()
     batch_size = batch_size or 16
     kernel_fn = nt.batch(models.stax_kernel_fn(arch), batch_size=batch_size, device_count=-1, store_on_device=False)

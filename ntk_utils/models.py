@@ -25,44 +25,98 @@ Networks end in ``Dense(1)``: a scalar output f(x) for the ±1 binary tasks.
 """
 import dataclasses
 import math
-from typing import Optional
+from typing import ClassVar, Optional
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 
+# ------------------------------------------------------------------ the layer registry
+# Every layer kind is declared once, here: its spec (a frozen dataclass), its ``kind`` (the
+# name ntk_utils.fast_ntk reads), and how it becomes a flax operation and a neural-tangents
+# layer. FlaxNet and stax_layers only loop over these; fast_ntk refuses a kind it has no rule
+# for, by name.
+
+def _scales(arch):
+    return dict(W_std=arch.W_std, b_std=arch.b_std, parameterization=arch.parameterization)
+
+
 @dataclasses.dataclass(frozen=True)
 class Conv:
+    """size x size convolution, stride 1, SAME padding, ``width`` output channels."""
     width: int
     size: int = 3
+    kind: ClassVar[str] = "conv"
+
+    def flax(self, arch):
+        return _ScaledDense(self.width, (self.size, self.size), arch.parameterization, arch.W_std, arch.b_std)
+
+    def stax(self, arch, stax):
+        return stax.Conv(self.width, (self.size, self.size), padding="SAME", **_scales(arch))
 
 
 @dataclasses.dataclass(frozen=True)
 class Relu:
-    pass
+    kind: ClassVar[str] = "relu"
+
+    def flax(self, arch):
+        return nn.relu
+
+    def stax(self, arch, stax):
+        return stax.Relu()
 
 
 @dataclasses.dataclass(frozen=True)
 class AvgPool:
+    """window x window average pooling, stride = window, VALID."""
     window: int = 2
+    kind: ClassVar[str] = "avgpool"
+
+    def flax(self, arch):
+        w = (self.window, self.window)
+        return lambda x: nn.avg_pool(x, w, strides=w, padding="VALID")
+
+    def stax(self, arch, stax):
+        w = (self.window, self.window)
+        return stax.AvgPool(w, strides=w, padding="VALID")
 
 
 @dataclasses.dataclass(frozen=True)
 class GlobalAvgPool:
-    pass
+    kind: ClassVar[str] = "global_avgpool"
+
+    def flax(self, arch):
+        return lambda x: jnp.mean(x, axis=(1, 2))
+
+    def stax(self, arch, stax):
+        return stax.GlobalAvgPool()
 
 
 @dataclasses.dataclass(frozen=True)
 class Flatten:
-    pass
+    kind: ClassVar[str] = "flatten"
+
+    def flax(self, arch):
+        return lambda x: x.reshape((x.shape[0], -1))
+
+    def stax(self, arch, stax):
+        return stax.Flatten()
 
 
 @dataclasses.dataclass(frozen=True)
 class Dense:
+    """Fully connected layer with ``width`` outputs."""
     width: int
+    kind: ClassVar[str] = "dense"
+
+    def flax(self, arch):
+        return _ScaledDense(self.width, None, arch.parameterization, arch.W_std, arch.b_std)
+
+    def stax(self, arch, stax):
+        return stax.Dense(self.width, **_scales(arch))
 
 
-LAYER_TYPES = (Conv, Relu, AvgPool, GlobalAvgPool, Flatten, Dense)
+LAYERS = {layer.kind: layer for layer in (Conv, Relu, AvgPool, GlobalAvgPool, Flatten, Dense)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,9 +139,10 @@ class Arch:
     def __post_init__(self):
         if self.parameterization not in ("ntk", "standard"):
             raise ValueError(f"parameterization must be 'ntk' or 'standard', got {self.parameterization!r}")
-        bad = [layer for layer in self.layers if not isinstance(layer, LAYER_TYPES)]
+        bad = [layer for layer in self.layers if LAYERS.get(getattr(layer, "kind", None)) is not type(layer)]
         if bad:
-            raise ValueError(f"unknown layer specs {bad}; use {[t.__name__ for t in LAYER_TYPES]}")
+            raise ValueError(f"unknown layer specs {bad}; use {[t.__name__ for t in LAYERS.values()]} "
+                             "(new kinds go in the layer registry of ntk_utils/models.py)")
         if not self.layers or not isinstance(self.layers[-1], Dense):
             raise ValueError("an Arch must end with a Dense readout layer")
 
@@ -101,9 +156,19 @@ class Arch:
         """:meth:`describe` of :meth:`ntk_limit` without hidden widths (the limit does not depend
         on them): the cache key of the infinite NTK."""
         limit = self.ntk_limit()
-        hidden = tuple(dataclasses.replace(layer, width=0) if isinstance(layer, (Conv, Dense)) else layer
+        hidden = tuple(dataclasses.replace(layer, width=0) if hasattr(layer, "width") else layer
                        for layer in limit.layers[:-1])
         return dataclasses.replace(limit, layers=hidden + limit.layers[-1:], name=self.name).describe()
+
+    def check_image_size(self, image_size):
+        """Raise ValueError unless every pooling layer fits image_size x image_size inputs."""
+        size = image_size
+        for layer in self.layers:
+            if isinstance(layer, AvgPool):
+                if size // layer.window < 1:
+                    raise ValueError(f"{self.name}: {layer} does not fit the {size}x{size} feature map left of "
+                                     f"{image_size}x{image_size} px images; use larger images")
+                size //= layer.window
 
     def describe(self):
         """A short stable string, e.g. for cache keys: 'myrtle5[ntk,W=1.414,b=None]:Conv(64,3)...'."""
@@ -218,20 +283,8 @@ class FlaxNet(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        a = self.arch
-        for layer in a.layers:
-            if isinstance(layer, Conv):
-                x = _ScaledDense(layer.width, (layer.size, layer.size), a.parameterization, a.W_std, a.b_std)(x)
-            elif isinstance(layer, Dense):
-                x = _ScaledDense(layer.width, None, a.parameterization, a.W_std, a.b_std)(x)
-            elif isinstance(layer, Relu):
-                x = nn.relu(x)
-            elif isinstance(layer, AvgPool):
-                x = nn.avg_pool(x, (layer.window, layer.window), strides=(layer.window, layer.window), padding="VALID")
-            elif isinstance(layer, GlobalAvgPool):
-                x = jnp.mean(x, axis=(1, 2))
-            elif isinstance(layer, Flatten):
-                x = x.reshape((x.shape[0], -1))
+        for layer in self.arch.layers:
+            x = layer.flax(self.arch)(x)
         return x
 
 
@@ -246,23 +299,7 @@ def stax_layers(arch):
     """The neural-tangents ``stax.serial`` triple ``(init_fn, apply_fn, kernel_fn)`` of ``arch``."""
     from ntk_utils._compat import neural_tangents
     stax = neural_tangents().stax
-    common = dict(W_std=arch.W_std, b_std=arch.b_std, parameterization=arch.parameterization)
-    layers = []
-    for layer in arch.layers:
-        if isinstance(layer, Conv):
-            layers.append(stax.Conv(layer.width, (layer.size, layer.size), padding="SAME", **common))
-        elif isinstance(layer, Dense):
-            layers.append(stax.Dense(layer.width, **common))
-        elif isinstance(layer, Relu):
-            layers.append(stax.Relu())
-        elif isinstance(layer, AvgPool):
-            layers.append(stax.AvgPool((layer.window, layer.window), strides=(layer.window, layer.window),
-                                       padding="VALID"))
-        elif isinstance(layer, GlobalAvgPool):
-            layers.append(stax.GlobalAvgPool())
-        elif isinstance(layer, Flatten):
-            layers.append(stax.Flatten())
-    return stax.serial(*layers)
+    return stax.serial(*(layer.stax(arch, stax) for layer in arch.layers))
 
 
 def stax_kernel_fn(arch):

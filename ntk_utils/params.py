@@ -25,7 +25,7 @@ import pathlib
 
 import yaml
 
-from ntk_utils.cache import REPO_ROOT
+from ntk_utils.paths import REPO_ROOT
 
 NOTEBOOKS_DIR = pathlib.Path(os.environ.get("NTK_NOTEBOOKS_DIR", REPO_ROOT / "notebooks"))
 

@@ -12,13 +12,12 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 import time
 
 import numpy as np
 
 from ntk_utils import cache, data
-from ntk_utils.cache import REPO_ROOT
+from ntk_utils.paths import REPO_ROOT, atomic_write
 
 STARTED = time.time()   # import time of this module ~ start of the notebook's kernel
 
@@ -72,15 +71,8 @@ def collect_parameters(namespace, before):
 
 def write_json(path, obj):
     """Write ``obj`` as JSON atomically."""
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_plain(obj), f, indent=1)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path) as f:
+        json.dump(_plain(obj), f, indent=1)
 
 
 def save(output_dir, parameters, results):

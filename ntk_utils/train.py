@@ -46,7 +46,10 @@ class TrainingDiverged(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    lr: float = 0.05                      # standard parameterization (NTK parameterization: O(1) rates)
+    """The training recipe. Its defaults are the package's recipe, chosen on a validation split
+    by ``benchmarks/pilot_recipe.py`` (notebook 01 shows the pilot); they are defined here only.
+    Raises ValueError for a value it cannot train with."""
+    lr: float = 0.1                       # standard parameterization (NTK parameterization: O(1) rates)
     momentum: float = 0.9                 # 0 = plain SGD
     batch_size: int = 128                 # the same for every n
     full_batch: bool = False              # full-batch gradient descent instead of minibatches
@@ -61,15 +64,22 @@ class TrainConfig:
     snapshot_steps: tuple = ()
 
     def __post_init__(self):
+        problems = []
         if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+            problems.append(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if self.loss not in ("mse", "xent"):
-            raise ValueError(f"loss must be 'mse' or 'xent', got {self.loss!r}")
-        if self.lr <= 0 or not 0 <= self.momentum < 1:
-            raise ValueError(f"need lr > 0 and 0 <= momentum < 1, got lr={self.lr}, momentum={self.momentum}")
+            problems.append(f"loss must be 'mse' or 'xent', got {self.loss!r}")
+        if not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr!r}")
+        if not 0 <= self.momentum < 1:
+            problems.append(f"momentum must be in [0, 1), got {self.momentum!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1 (full-batch GD is full_batch=True), "
-                             f"got {self.batch_size!r}")
+            problems.append(f"batch_size must be an integer >= 1 (full-batch GD is full_batch=True), "
+                            f"got {self.batch_size!r}")
+        if not self.epochs >= 0 or not self.min_steps >= 0 or not self.epochs + self.min_steps > 0:
+            problems.append(f"need epochs >= 0 and min_steps >= 0, not both 0; got {self.epochs!r}, {self.min_steps!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
 
     RECIPE = ("lr", "momentum", "batch_size", "full_batch", "epochs", "min_steps", "schedule", "loss",
               "early_stopping", "center")

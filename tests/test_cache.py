@@ -65,12 +65,13 @@ def test_code_fingerprint_is_in_the_key(monkeypatch):
     assert np.array_equal(cache.cached("k", ("x",), f), first) and f.calls == 2   # old code: old entry
 
 
-def test_fingerprint_covers_number_code_only(tmp_path, monkeypatch):
-    """Editing train.py changes the fingerprint; editing results.py does not."""
+def test_fingerprint_covers_the_code_of_cached_values_only(tmp_path, monkeypatch):
+    """Editing what train.py runs changes the fingerprint; its docstrings and comments, or a
+    module whose numbers are never cached (experiments.py), do not."""
     pkg = tmp_path / "pkg"
     pkg.mkdir()
-    for name in ["train.py", "results.py", "__init__.py"]:
-        (pkg / name).write_text("# v1\n")
+    for name in cache.COMPUTES_CACHED + ("experiments.py",):
+        (pkg / name).write_text('"""v1"""\nx = 1\n')
     monkeypatch.setattr(cache, "PACKAGE", pkg)
 
     def fingerprint():
@@ -79,9 +80,11 @@ def test_fingerprint_covers_number_code_only(tmp_path, monkeypatch):
 
     try:
         before = fingerprint()
-        (pkg / "results.py").write_text("# v2\n")
+        (pkg / "experiments.py").write_text("x = 2\n")
         assert fingerprint() == before
-        (pkg / "train.py").write_text("# v2\n")
+        (pkg / "train.py").write_text('"""v2: documentation only"""\nx = 1  # a comment\n')
+        assert fingerprint() == before
+        (pkg / "train.py").write_text('"""v1"""\nx = 2\n')
         assert fingerprint() != before
         from ntk_utils import _compat
         after = fingerprint()

@@ -160,3 +160,40 @@ def test_supports_rejects_what_it_cannot_compute():
         fast_ntk.infinite_ntk(_arch(Conv(4), Relu(), Dense(1)), np.zeros((2, 4, 4, 3)))
     with pytest.raises(ValueError, match="get"):
         fast_ntk.infinite_ntk(models.mlp(1, 4), np.zeros((2, 3)), get="jacobian")
+
+
+def test_layer_registry_is_what_every_interpreter_reads(monkeypatch):
+    """A new layer kind registered in models.LAYERS builds in flax, and fast_ntk refuses it by
+    name (kernels.infinite_ntk then warns that it falls back to neural-tangents)."""
+    import dataclasses
+    from typing import ClassVar
+
+    import flax.linen as nn
+    import jax
+
+    from ntk_utils import kernels
+
+    @dataclasses.dataclass(frozen=True)
+    class MaxPool:
+        window: int = 2
+        kind: ClassVar[str] = "maxpool"
+
+        def flax(self, arch):
+            return lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
+
+        def stax(self, arch, stax):
+            raise NotImplementedError("no infinite-width max pooling")
+
+    with pytest.raises(ValueError, match="layer registry"):
+        models.Arch((Conv(4), MaxPool(), GlobalAvgPool(), Dense(1)))
+    monkeypatch.setitem(models.LAYERS, "maxpool", MaxPool)
+    arch = models.Arch((Conv(4), Relu(), MaxPool(), GlobalAvgPool(), Dense(1)))
+    x = np.ones((2, 4, 4, 3), np.float32)
+    params = models.flax_model(arch).init(jax.random.PRNGKey(0), x)
+    assert models.flax_model(arch).apply(params, x).shape == (2, 1)
+    assert "(kind 'maxpool') has no fast_ntk rule" in fast_ntk.unsupported(arch)
+    with pytest.warns(UserWarning, match="fast_ntk cannot compute.*maxpool.*using neural-tangents"):
+        with pytest.raises(NotImplementedError):
+            kernels.infinite_ntk(arch, x)
+    assert {layer.kind for layer in models.LAYERS.values()} >= {"conv", "relu", "avgpool", "global_avgpool",
+                                                                  "flatten", "dense"}
