@@ -9,7 +9,7 @@ RUNS   := outputs/runs
 REF    := outputs/reference
 GRID   := $(PY) -m ntk_utils.grid
 
-.PHONY: install quick cpu paper test publish-quick publish-cpu
+.PHONY: install quick cpu paper test bench publish-quick publish-cpu
 
 install: $(STAMP)
 
@@ -42,3 +42,7 @@ publish-cpu: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Every benchmark in turn (not tests: they measure; each prints its table for benchmarks/README.md).
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -42,6 +42,46 @@ STATUSES = ("held", "not held", "inconclusive")
 
 
 @dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """The rules' thresholds, fixed before a run. These defaults are the package's; a grid file or
+    ``papermill -p`` may set others, and every results.json records the ones used.
+
+    Tied to the noise measured in the committed CPU reference (2 data draws x 4 seeds, 2000 test
+    images): the paired 95% intervals of Δα have half-widths 0.03-0.04 (standard error ≈ 0.02);
+    the per-run std of the network's test error at n = 1024 is 0.006.
+
+      n_boot                bootstrap resamples of every interval
+      alpha_margin          0.02: one standard error of Δα. "scales better" is *not held* when the
+                            interval of Δα lies below it
+      alike_tolerance       0.05: about 2.5 standard errors; two exponents are "alike" when the
+                            interval of their difference lies within ±0.05
+      track_tolerance       1.15: an after-kernel "tracks" the network within a factor 1.15 on
+                            average (about 3 std of the network's error)
+      improve_fraction      0.25: "keeps improving" when the second half of the log grid brings at
+                            least a quarter of the improvement since t = 0 (m = 0)
+      underfit_train_error  0.02: a network misclassifying more of its own training set is flagged
+    """
+    n_boot: int = 1000
+    alpha_margin: float = 0.02
+    alike_tolerance: float = 0.05
+    track_tolerance: float = 1.15
+    improve_fraction: float = 0.25
+    underfit_train_error: float = 0.02
+
+    def __post_init__(self):
+        problems = [f"{name} must be {what}, got {getattr(self, name)!r}" for name, ok, what in (
+            ("n_boot", isinstance(self.n_boot, int) and self.n_boot >= 100, "an integer >= 100"),
+            ("alpha_margin", self.alpha_margin >= 0, ">= 0"),
+            ("alike_tolerance", self.alike_tolerance > 0, "> 0"),
+            ("track_tolerance", self.track_tolerance > 1, "> 1"),
+            ("improve_fraction", 0 < self.improve_fraction <= 1, "in (0, 1]"),
+            ("underfit_train_error", 0 < self.underfit_train_error <= 1, "in (0, 1]")) if not ok]
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+
+@dataclasses.dataclass(frozen=True)
 class Verdict:
     claim: str      # the claim in words, e.g. "network scales better than eNTK (init)"
     status: str     # one of STATUSES
@@ -513,6 +553,17 @@ def few_runs(draws, seeds, minimum=4):
     short = [f"{len(v)} {what}" for v, what in ((draws, "data draw(s)"), (seeds, "seed(s)")) if len(v) < minimum]
     return (f"Intervals resample only {' and '.join(short)}: they understate the noise of what is resampled "
             f"that few times, and leave out a source with one value") if short else ""
+
+
+def with_caveats(verdicts, *caveats):
+    """The verdicts with the non-empty caveat sentences appended to each text, and the joined caveat."""
+    caveat = ". ".join(c for c in caveats if c)
+    return [v.with_caveat(caveat) if caveat else v for v in verdicts], caveat
+
+
+def paragraph(verdicts):
+    """The verdicts as one markdown paragraph: "**claim: status.** text" each."""
+    return " ".join(f"**{v.claim}: {v.status}.** {v.text}" for v in verdicts)
 
 
 def table(verdicts):

@@ -101,6 +101,10 @@ TASK_SPECS = {
     "synthetic-bin": ("synthetic", ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9))),
 }
 TASKS = tuple(TASK_SPECS)
+CIFAR_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CLASS_NAMES = {"cifar10": CIFAR_NAMES, "cifar5m": CIFAR_NAMES, "svhn": tuple("0123456789"),
+               "synthetic": tuple(f"class {k}" for k in range(10))}
+IMAGE_SIZES = (1, 2, 4, 8, 16, 32)   # divisors of 32: block averaging is exact
 
 # dataset -> (training splits in stream order, test split)
 SPLITS = {
@@ -494,6 +498,23 @@ def _check_count(value, what):
     return int(value)
 
 
+def check(task, classes=None, image_size=32):
+    """The task's class pair ((+1 ids), (-1 ids)) (``classes``, else the task's default); raises
+    ValueError naming what is wrong with the task, the classes or the image size."""
+    if task not in TASK_SPECS:
+        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size not in IMAGE_SIZES:
+        raise ValueError(f"image_size must divide 32 ({', '.join(map(str, IMAGE_SIZES[::-1]))}), got {image_size!r}")
+    return _check_classes(TASK_SPECS[task][1] if classes is None else classes)
+
+
+def describe(task, classes=None):
+    """e.g. "cifar10-pair (airplane vs automobile)": the task and its class pair, for titles."""
+    names = CLASS_NAMES[TASK_SPECS[task][0]]
+    pos, neg = check(task, classes)
+    return f"{task} ({'+'.join(names[c] for c in pos)} vs {'+'.join(names[c] for c in neg)})"
+
+
 def load_task(name, n_train, n_test, seed=0, image_size=32, classes=None, skip=0, data_dir=None):
     """(x_train, y_train, x_test, y_test) of a binary task: images (n, s, s, 3) float32 (NHWC,
     s = image_size), labels (n,) float32 in {+1, -1}.
@@ -503,15 +524,10 @@ def load_task(name, n_train, n_test, seed=0, image_size=32, classes=None, skip=0
     stream. image_size: 32 or a divisor of it (block averaging). classes: (+1 ids, -1 ids),
     e.g. ((3,), (5,)), replacing the task's default. data_dir: the data cache (see resolve_data_dir).
     """
-    if name not in TASK_SPECS:
-        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
-    dataset, default_classes = TASK_SPECS[name]
-    pos, neg = _check_classes(default_classes if classes is None else classes)
+    pos, neg = check(name, classes, image_size)
+    dataset = TASK_SPECS[name][0]
     n_train, n_test, skip, seed = (_check_count(v, w) for v, w in
                                    [(n_train, "n_train"), (n_test, "n_test"), (skip, "skip"), (seed, "seed")])
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) \
-            or not 1 <= image_size <= 32 or 32 % image_size:
-        raise ValueError(f"image_size must divide 32 (32, 16, 8, 4, 2 or 1), got {image_size!r}")
     root = str(resolve_data_dir(data_dir))
 
     train_splits, test_split = SPLITS[dataset]
@@ -565,10 +581,8 @@ def available(task, classes=None, data_dir=None):
     stream (all training splits) and its test split hold, i.e. the largest n_train + skip and
     n_test that load_task accepts. Reads labels only, of files already in the data cache: raises
     DataError when a file is missing (it downloads nothing)."""
-    if task not in TASK_SPECS:
-        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
-    dataset, default_classes = TASK_SPECS[task]
-    pos, neg = _check_classes(default_classes if classes is None else classes)
+    pos, neg = check(task, classes)
+    dataset = TASK_SPECS[task][0]
     root = str(resolve_data_dir(data_dir))
     train_splits, test_split = SPLITS[dataset]
 

@@ -39,6 +39,7 @@ class Task:
     y_test: np.ndarray
     image_size: int
     data_seed: int
+    classes: object = None  # ((+1 ids), (-1 ids)); None: the task's pair
 
     @property
     def val(self):
@@ -48,14 +49,18 @@ class Task:
         """n samples disjoint from the validation set and from the first ``after`` pool samples
         (default: the whole pool): for the after-kernel K^F."""
         skip = len(self.x_val) + (len(self.x) if after is None else after)
-        x, y, _, _ = data.load_task(self.name, n, 1, seed=self.data_seed, image_size=self.image_size, skip=skip)
+        x, y, _, _ = data.load_task(self.name, n, 1, seed=self.data_seed, image_size=self.image_size,
+                                    classes=self.classes, skip=skip)
         return x, y
 
 
-def load(task, n_max, n_test, image_size=8, data_seed=0, val_size=500):
-    """A :class:`Task`: ``val_size`` validation images, an ``n_max`` pool and ``n_test`` test images."""
-    x, y, x_test, y_test = data.load_task(task, val_size + n_max, n_test, seed=data_seed, image_size=image_size)
-    return Task(task, x[val_size:], y[val_size:], x[:val_size], y[:val_size], x_test, y_test, image_size, data_seed)
+def load(task, n_max, n_test, image_size=8, data_seed=0, val_size=500, classes=None):
+    """A :class:`Task`: ``val_size`` validation images, an ``n_max`` pool and ``n_test`` test images
+    of the task's class pair (``classes``, else its default)."""
+    x, y, x_test, y_test = data.load_task(task, val_size + n_max, n_test, seed=data_seed, image_size=image_size,
+                                          classes=classes)
+    return Task(task, x[val_size:], y[val_size:], x[:val_size], y[:val_size], x_test, y_test, image_size, data_seed,
+                classes)
 
 
 def wrong(predictions, y):
@@ -114,6 +119,12 @@ def init_params(arch, seed, task):
     return jax.device_get(models.flax_model(arch).init(jax.random.PRNGKey(seed), task.x[:1]))
 
 
+def _entk(arch, params, x, x_test, n_max):
+    """(K (n_max, n_max), K_test (T, n_max)): the eNTK of ``arch`` at ``params`` on the first n_max
+    of x and between x_test and them (cached on disk)."""
+    return kernels.network_ntk(arch, params, x[:n_max]), kernels.network_ntk(arch, params, x_test, x[:n_max])
+
+
 def entk_outcomes(arch, params, x, y, x_test, y_test, ns, ridge=0.0, linearized=False):
     """Outcomes (len(ns), T) of kernel regression with the eNTK of ``arch`` at ``params``, fitted on
     the first n of (x (N, H, W, C), y (N,)) for each n in ns and tested on (x_test, y_test).
@@ -122,19 +133,24 @@ def entk_outcomes(arch, params, x, y, x_test, y_test, ns, ridge=0.0, linearized=
     outputs f0 at ``params`` (the linearized network around ``params``, trained to convergence).
     """
     n_max = max(ns)
-    k = kernels.network_ntk(arch, params, x[:n_max])
-    k_test = kernels.network_ntk(arch, params, x_test, x[:n_max])
     f0 = (train.predict(arch, params, x[:n_max]), train.predict(arch, params, x_test)) if linearized else (None, None)
-    return kernel_outcomes(k, k_test, y, y_test, ns, ridge, *f0)
+    return kernel_outcomes(*_entk(arch, params, x, x_test, n_max), y, y_test, ns, ridge, *f0)
 
 
 def entk_init_outcomes(arch, task, ns, seeds, ridge=0.0, center=False):
     """{"eNTK (init)", "linearized network"}: outcomes (S, K, T) of the eNTK at each seed's
-    initialization, from zero and from the network's initial function f0 (same kernel). A centred
-    network (``center``) starts at 0: its linearization is the eNTK from zero."""
-    return {name: np.array([entk_outcomes(arch, init_params(arch, seed, task), task.x, task.y, task.x_test,
-                                          task.y_test, ns, ridge, linearized=lin and not center) for seed in seeds])
-            for name, lin in (("eNTK (init)", False), ("linearized network", True))}
+    initialization, from zero and from the network's initial function f0 (one kernel serves both).
+    A centred network (``center``) starts at 0: its linearization is the eNTK from zero."""
+    out = {"eNTK (init)": [], "linearized network": []}
+    n_max = max(ns)
+    for seed in seeds:
+        params = init_params(arch, seed, task)
+        k, k_test = _entk(arch, params, task.x, task.x_test, n_max)
+        f0 = (None, None) if center else (train.predict(arch, params, task.x[:n_max]),
+                                          train.predict(arch, params, task.x_test))
+        out["eNTK (init)"].append(kernel_outcomes(k, k_test, task.y, task.y_test, ns, ridge))
+        out["linearized network"].append(kernel_outcomes(k, k_test, task.y, task.y_test, ns, ridge, *f0))
+    return {name: np.array(o) for name, o in out.items()}
 
 
 def infinite_outcomes(arch, task, ns, ridge=0.0):
@@ -159,6 +175,13 @@ def summarize(x_name, x, outcomes):
     runs = np.nanmean(outcomes, axis=-1).reshape(-1, outcomes.shape[-2])    # (D*S, K)
     return {"x_name": x_name, "x": list(x), "mean": np.nanmean(runs, 0), "std": np.nanstd(runs, 0),
             "n_runs": int(runs.shape[0]), "n_test": int(outcomes.shape[-1]), "runs": runs}
+
+
+def print_curves(curves):
+    """One line per curve: its mean test error at each x (and how many runs diverged)."""
+    for name, c in curves.items():
+        lost = int(np.isnan(np.asarray(c["runs"], dtype=float)).any(axis=1).sum())
+        print(f"{name:>24}: " + "  ".join(f"{m:.3f}" for m in c["mean"]) + (f"   ({lost} runs diverged)" if lost else ""))
 
 
 def width_sweep(make_arch, widths, task, n, seeds, config, *, ridge=0.0, progress=True):

@@ -83,12 +83,13 @@ def notebook_path(stem):
 
 
 def code_version(stem):
-    """Hash of the notebook and of the ntk_utils sources it runs (all but this runner):
-    a change reruns the cell."""
+    """Hash of the notebook and of the ntk_utils sources it runs (all but this runner, sections
+    included): a change reruns the cell."""
     h = hashlib.sha256(notebook_path(stem).read_bytes())
-    for path in sorted((REPO_ROOT / "ntk_utils").glob("*.py")):
+    package = REPO_ROOT / "ntk_utils"
+    for path in sorted(package.rglob("*.py")):
         if path.name != "grid.py":
-            h.update(path.name.encode() + path.read_bytes())
+            h.update(str(path.relative_to(package)).encode() + path.read_bytes())
     return h.hexdigest()
 
 

@@ -1,6 +1,10 @@
 """Figures in the paper's layout: log-log scaling curves with fitted power laws."""
+import os
+
 import matplotlib.pyplot as plt
 import numpy as np
+
+from ntk_utils import scaling
 
 # One color and marker per kind of predictor, the same in every figure (the linearized network
 # often lies on the eNTK's points: a hollow marker keeps both visible).
@@ -8,21 +12,23 @@ COLORS = {"network": "C0", "eNTK (init)": "C1", "infinite NTK": "C2", "linearize
 MARKERS = {"linearized network": "^"}
 
 
-def scaling_curve(ax, ns, errors, label, fit=None, color=None, marker=None):
-    """Plot test error vs n: mean over runs with ±1 std error bars, and the fitted power law.
+def scaling_curve(ax, curve, label, color=None, marker=None):
+    """Plot one curve of test error vs n: the mean over runs with ±1 std error bars, and its
+    least-squares power law (dashed; the fit is in the legend).
 
-    errors: (len(ns),) or (runs, len(ns)); NaN entries (diverged runs) are left out.
+    curve: a curve record (``experiments.summarize``'s, or results.json's): "x" (K,) and "runs"
+    (runs, K); NaN or null entries (diverged runs) are left out.
     """
-    errors = np.atleast_2d(np.asarray(errors, dtype=float))
-    mean, std = np.nanmean(errors, 0), np.nanstd(errors, 0)   # NaN: a diverged run, left out
+    ns, errors = curve["x"], np.atleast_2d(np.asarray(curve["runs"], dtype=float))
+    mean, std = np.nanmean(errors, 0), np.nanstd(errors, 0)
+    fit = scaling.fit_power_law(ns, errors)
     color = color or COLORS.get(label)
     marker = marker or MARKERS.get(label, "o")
-    text = label if fit is None else f"{label} ({fit})"
-    line = ax.errorbar(ns, mean, yerr=std if len(errors) > 1 else None, fmt=marker, color=color, label=text,
-                       capsize=3, ms=4 if marker == "o" else 6, mfc="none" if marker == "^" else color)
-    if fit is not None:
-        grid = np.geomspace(fit.n_min, fit.n_max, 50)
-        ax.plot(grid, fit.predict(grid), "--", color=line[0].get_color(), lw=1)
+    line = ax.errorbar(ns, mean, yerr=std if len(errors) > 1 else None, fmt=marker, color=color,
+                       label=f"{label} ({fit})", capsize=3, ms=4 if marker == "o" else 6,
+                       mfc="none" if marker == "^" else color)
+    grid = np.geomspace(fit.n_min, fit.n_max, 50)
+    ax.plot(grid, fit.predict(grid), "--", color=line[0].get_color(), lw=1)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("training samples n")
@@ -40,6 +46,7 @@ def finish(fig, path=None, title=None):
         fig.suptitle(title)
     fig.tight_layout()
     if path:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         fig.savefig(path, dpi=120)
     return fig
 

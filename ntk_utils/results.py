@@ -75,10 +75,15 @@ def write_json(path, obj):
         json.dump(_plain(obj), f, indent=1)
 
 
-def save(output_dir, parameters, results):
-    """Write ``output_dir/results.json`` with parameters, results and :func:`metadata`."""
+def save(output_dir, parameters, results, outcomes=None):
+    """Write ``output_dir/results.json`` with parameters, results and :func:`metadata`, and the
+    per-example ``outcomes`` ({name: array}, float16: 0, 1 or NaN) to ``outcomes.npz``, from which
+    every verdict can be recomputed."""
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, "results.json")
+    if outcomes is not None:
+        with atomic_write(os.path.join(output_dir, "outcomes.npz"), "wb") as f:
+            np.savez_compressed(f, **{k: np.asarray(v).astype(np.float16) for k, v in outcomes.items()})
     write_json(path, {"parameters": parameters, "results": results, "meta": metadata()})
     return path
 

@@ -20,3 +20,13 @@ def real_data_dir():
             pytest.skip("real CIFAR-10 not available (no ../shared/data/cifar10 and none in NTK_DATA_DIR)")
         subprocess.run([sys.executable, str(SHARED_CIFAR / "materialize.py"), str(data_dir)], check=True)
     return data_dir
+
+
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory):
+    """NTK_CACHE_DIR set to a fresh folder for one test module (module-scoped section runs)."""
+    mp = pytest.MonkeyPatch()
+    path = tmp_path_factory.mktemp("cache")
+    mp.setenv("NTK_CACHE_DIR", str(path))
+    yield path
+    mp.undo()

@@ -42,6 +42,8 @@ def toy(tmp_path, monkeypatch):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     (notebooks / "toy.py").write_text(TOY)
+    shipped = params.NOTEBOOKS_DIR / "01_data_scaling.py"    # a section notebook: values checked by their owners
+    (notebooks / shipped.name).write_text(shipped.read_text())
     monkeypatch.setattr(params, "NOTEBOOKS_DIR", notebooks)
     monkeypatch.setenv("NTK_NOTEBOOKS_DIR", str(notebooks))    # for notebooks that check themselves
     grid_file = tmp_path / "g.yaml"
@@ -60,10 +62,11 @@ def test_expansion_defaults_and_cell_names(toy):
 
 @pytest.mark.parametrize("text, message", [
     ("notebooks:\n  toy: {learning_rate: 0.1}\n", "learning_rate: not a parameter"),
-    ("notebooks:\n  toy: {lr: -1.0}\n", r"lr: -1.0: must be a number in \(0, inf\)"),
+    ("notebooks:\n  01_data_scaling: {lr: -1.0}\n", r"lr must be > 0"),
     ("notebooks:\n  toy: {lr: fast}\n", "lr: 'fast' is not a float"),
-    ("notebooks:\n  toy: {seeds: []}\n", r"seeds: \[\]: must be a non-empty list"),
-    ("notebooks:\n  toy: {seeds: [0, 0]}\n", "must not repeat a seed"),
+    ("notebooks:\n  01_data_scaling: {seeds: []}\n", r"seeds must be a non-empty list"),
+    ("notebooks:\n  01_data_scaling: {seeds: [0, 0]}\n", "seeds must not repeat a value"),
+    ("notebooks:\n  01_data_scaling: {task: synthetic-bin, n_values: [64, 99999]}\n", "this needs 100499"),
     ("notebooks:\n  nope: {}\n", "no notebook 'nope'"),
     ("defaults: {width: 3}\nnotebooks:\n  toy: {}\n", "parameters of no notebook"),
     ("notebook:\n  toy: {}\n", "unknown keys"),
@@ -209,8 +212,8 @@ def test_lock_held_in_this_process_is_refused_then_released(toy):
     ("notebooks:\n  toy:\n    sweep: {lr: 0.1}\n", [], "sweep: lr: must be a non-empty list"),
     ("notebooks:\n  toy: {}\n", ["--only", "nothing-like-this"], "--only nothing-like-this matches no cell"),
     ("notebooks:\n  toy:\n    sweep: {lr: [0.1, '0.1']}\n", [], "two sweep values give the same cell toy/lr=0.1"),
-    ("notebooks:\n  toy: {lr: -1.0, seeds: [x], wide: 1}\n", [],
-     "toy: invalid parameters: lr: .*; seeds: .*; wide: not a parameter"),
+    ("notebooks:\n  01_data_scaling: {lr: -1.0, seeds: [x], wide: 1}\n", [],
+     "01_data_scaling: invalid parameters: seeds: .*; wide: not a parameter"),
 ])
 def test_grid_file_errors_are_one_line(toy, capsys, text, args, message):
     tmp_path, _ = toy

@@ -2,8 +2,11 @@
 
 Real CIFAR-10 where ../shared/data/cifar10 is present, else the generated `synthetic-bin` task.
 """
+import ast
 import json
 import pathlib
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -88,3 +91,48 @@ def test_notebook_verdicts_equal_the_library_on_the_same_outcomes(ci_run):
     assert stored["status"] == again.status
     for key in ("alpha_better", "alpha_worse", "delta", "delta_low", "delta_high"):
         assert stored["numbers"][key] == pytest.approx(again.numbers[key], abs=1e-9)
+
+
+NOTEBOOK_FILES = sorted((ROOT / "notebooks").glob("*.py"))
+LIBRARY_ONLY = {"ntk_utils", "IPython"}     # what a notebook may import from
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.stem)
+def test_notebooks_only_call_the_library(path):
+    """A notebook defines nothing and holds no bookkeeping: no functions, classes or lambdas, no
+    loops beyond printing, and it imports only ntk_utils (and IPython's Markdown)."""
+    tree = ast.parse(path.read_text())
+    defined = [type(n).__name__ for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))]
+    assert not defined, f"{path.name} defines {defined}"
+    imports = {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imports |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert imports <= LIBRARY_ONLY, f"{path.name} imports {imports - LIBRARY_ONLY}"
+    loops = [n for n in ast.walk(tree) if isinstance(n, (ast.For, ast.While))]
+    assert all(all(isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) and getattr(s.value.func, "id", "") == "print"
+                   for s in loop.body) for loop in loops), f"{path.name} loops over more than print()"
+
+
+def test_one_notebook_runs_directly_with_papermill(tmp_path, request):
+    """The README's direct path: jupytext --to ipynb, then papermill -p (a class pair among them)."""
+    bin_dir = pathlib.Path(sys.executable).parent
+    env_data = {}
+    if (SHARED_CIFAR / "materialize.py").exists():
+        env_data["NTK_DATA_DIR"] = str(request.getfixturevalue("real_data_dir"))
+        task, classes, names = "cifar10-pair", "[[3], [5]]", "cat vs dog"
+    else:
+        task, classes, names = "synthetic-bin", "[[3], [5]]", "class 3 vs class 5"
+    import os
+    env = {**os.environ, **env_data, "NTK_CACHE_DIR": str(tmp_path / "cache")}
+    subprocess.run([str(bin_dir / "jupytext"), "--to", "ipynb", "notebooks/01_data_scaling.py", "-o",
+                    str(tmp_path / "01.ipynb")], cwd=ROOT, check=True, env=env, capture_output=True)
+    values = {"task": task, "classes": classes, "n_values": "[16, 32]", "n_test": "64", "width": "4",
+              "epochs": "1", "min_steps": "10", "val_size": "32", "n_boot": "100", "output_dir": str(tmp_path / "out")}
+    command = [str(bin_dir / "papermill"), str(tmp_path / "01.ipynb"), str(tmp_path / "run.ipynb"), "--cwd", str(ROOT)]
+    for name, value in values.items():
+        command += ["-p", name, value]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert record["parameters"]["classes"] == [[3], [5]] and record["parameters"]["width"] == 4
+    assert (tmp_path / "out" / "fig1a_data_scaling.png").exists()
+    assert names in (tmp_path / "run.ipynb").read_text()     # the run says which pair it ran on

@@ -63,15 +63,14 @@ def test_test_error_and_mse():
     assert regression.mse([1.0, -1.0], [0.0, -1.0]) == 0.5
 
 
-def test_fit_power_law_recovers_exponent_with_noise_and_interval_covers_it():
+def test_fit_power_law_recovers_exponent_with_noise():
     rng = np.random.default_rng(0)
     n = 2.0 ** np.arange(6, 14)
     true_alpha, c = 0.3, 2.0
     err = c * n ** -true_alpha * np.exp(0.05 * rng.standard_normal((4, len(n))))
     fit = scaling.fit_power_law(n, err)
     assert abs(fit.alpha - true_alpha) < 0.03
-    assert fit.alpha_low <= true_alpha <= fit.alpha_high
-    assert fit.alpha_high - fit.alpha_low < 0.1
+    assert str(fit) == f"α = {fit.alpha:.3f}"
     assert abs(fit.C - c) / c < 0.3
     np.testing.assert_allclose(fit.predict(n), fit.C * n ** -fit.alpha)
 

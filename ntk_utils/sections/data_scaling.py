@@ -1,0 +1,106 @@
+"""Section 3, Figure 1A: the trained network against its NTKs, test error against n.
+
+For nested training sets of size n (the first n of each data draw's pool), per data draw and
+seed, four predictors give per-example outcomes ``wrong`` (D, S, K, T) (ntk_utils.experiments):
+
+    network              the Myrtle-CNN trained with the setup's recipe
+    eNTK (init)          ridgeless kernel regression with Θ_0, the network's eNTK at initialization:
+                         f(x) = Θ_0(x, X) Θ_0(X, X)^-1 y
+    linearized network   the same kernel around the initial function f_0:
+                         f(x) = f_0(x) + Θ_0(x, X) Θ_0(X, X)^-1 (y - f_0(X))
+    infinite NTK         kernel regression with Θ_∞ of the same architecture (Arch.ntk_limit)
+
+Claims (ntk_utils.claims.scales_better, paired bootstrap over draws, seeds and test examples):
+the network's exponent α in err(n) ≈ C n^-α exceeds each kernel's. ``f0_effect`` is the same
+comparison between the linearized network and the eNTK from zero: how much f_0 alone explains.
+"""
+import dataclasses
+import os
+
+import numpy as np
+
+from ntk_utils import claims, experiments, params, plotting
+
+KERNELS = ("eNTK (init)", "linearized network", "infinite NTK")
+
+
+def check(setup, n_values):
+    """Problems with this section's parameters (a list of sentences; empty when fine)."""
+    return params.sizes("n_values", n_values) or setup.size_problems(max(n_values))
+
+
+@dataclasses.dataclass
+class Result:
+    setup: object
+    n_values: list
+    outcomes: dict        # predictor -> wrong (D, S, K, T)
+    curves: dict          # predictor -> experiments.summarize record
+    training_fit: dict    # {"train_loss", "train_error"}: (D, S, K) of the networks
+    underfit: str         # caveat naming underfit / diverged networks, or ""
+    verdicts: list        # claims.Verdict per kernel, caveats appended
+    plain: list           # the same without caveats (the Result paragraph states them once)
+    caveat: str
+    f0_effect: object     # claims.Verdict: linearized network vs eNTK (init)
+    f0_share: object      # the f0 effect's share of the network's advantage over the eNTK, or None
+
+    def record(self):
+        """results.json's "results"."""
+        return {"n_values": self.n_values, "curves": self.curves, "training_fit": self.training_fit,
+                "underfit": self.underfit, "f0_share_of_entk_gap": self.f0_share,
+                "f0_effect": self.f0_effect.as_dict(), "verdicts": {v.claim: v.as_dict() for v in self.verdicts}}
+
+    def markdown(self):
+        """The Result paragraph, from this run's numbers."""
+        at = {name: c["mean"][-1] for name, c in self.curves.items()}
+        share = (f" The linearized network's exponent gain over the eNTK from zero is {100 * self.f0_share:.0f}% of "
+                 f"the network's exponent advantage over that eNTK ({self.f0_effect.status} that f0 steepens the "
+                 "slope)." if self.f0_share is not None else
+                 " The network has no exponent advantage over its eNTK here for f0 to explain.")
+        fit = f" {self.caveat}." if self.caveat else \
+            f" Every network fit its training set (train error at most {self.setup.thresholds.underfit_train_error})."
+        return (f"On {self.setup.describe()}, at n = {self.n_values[-1]} the network errs on {at['network']:.3f} of "
+                f"test images, the eNTK at initialization on {at['eNTK (init)']:.3f}, the linearized network on "
+                f"{at['linearized network']:.3f} and the infinite NTK on {at['infinite NTK']:.3f}. "
+                + claims.paragraph(self.plain) + f" **What f0 does:** {self.f0_effect.text}" + share + fit)
+
+
+def run(setup, n_values):
+    """Train the networks and fit the kernels of every (draw, seed, n); return the claims."""
+    net, th = setup.net, setup.thresholds
+    tasks = setup.tasks(max(n_values))
+    outcomes, fits = {"network": []}, []
+    for task in tasks:
+        wrong, trained = experiments.network_outcomes(net, task, n_values, setup.seeds, setup.recipe)
+        outcomes["network"].append(wrong)
+        fits.append(experiments.training_fit(trained, setup.seeds, n_values))
+        for name, o in experiments.entk_init_outcomes(net, task, n_values, setup.seeds, setup.ridge,
+                                                      setup.recipe.center).items():
+            outcomes.setdefault(name, []).append(o)
+        outcomes.setdefault("infinite NTK", []).append(experiments.infinite_outcomes(net, task, n_values, setup.ridge))
+    outcomes = {name: np.stack(o) for name, o in outcomes.items()}
+    fit = {k: np.stack([f[k] for f in fits]) for k in fits[0]}
+    underfit = claims.underfit(fit["train_error"], th.underfit_train_error, setup.data_seeds, setup.seeds, n_values)
+    plain = [claims.scales_better(n_values, outcomes["network"], outcomes[k], names=("network", k),
+                                  margin=th.alpha_margin, n_boot=th.n_boot) for k in KERNELS]
+    verdicts, caveat = claims.with_caveats(plain, *setup.caveats(underfit))
+    f0_effect = claims.scales_better(n_values, outcomes["linearized network"], outcomes["eNTK (init)"],
+                                     names=("linearized network", "eNTK (init)"), margin=th.alpha_margin,
+                                     n_boot=th.n_boot)
+    advantage, gain = plain[0].numbers.get("delta"), f0_effect.numbers.get("delta")
+    share = gain / advantage if advantage and gain is not None and advantage > 0 else None
+    curves = {name: experiments.summarize("n", n_values, o) for name, o in outcomes.items()}
+    return Result(setup, list(n_values), outcomes, curves, fit, underfit, verdicts, plain, caveat, f0_effect, share)
+
+
+def panel(ax, curves):
+    """Figure 1A from ``curves`` (Result.curves, or results.json's): test error vs n, log-log,
+    mean ± std over runs, each with its least-squares power law."""
+    for name, c in curves.items():
+        plotting.scaling_curve(ax, c, name)
+
+
+def figure(result, output_dir):
+    """Draw Figure 1A into ``output_dir/fig1a_data_scaling.png``; returns the figure."""
+    fig, (ax,) = plotting.figure()
+    panel(ax, result.curves)
+    return plotting.finish(fig, os.path.join(output_dir, "fig1a_data_scaling.png"), result.setup.title())
