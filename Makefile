@@ -9,7 +9,7 @@ RUNS   := outputs/runs
 REF    := outputs/reference
 GRID   := $(PY) -m ntk_utils.grid
 
-.PHONY: install quick cpu paper test bench publish-quick publish-cpu
+.PHONY: install quick cpu paper test test-current-jax bench publish-quick publish-cpu
 
 install: $(STAMP)
 
@@ -42,6 +42,23 @@ publish-cpu: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The same tests on the newest jax/flax/optax (requirements-current-jax.txt) in a second venv,
+# without neural-tangents (it imports only with jax <= 0.5.3): the tests that need it, or the
+# pinned versions themselves, skip and say why (tests/conftest.py).
+CURRENT       ?= .venv-current
+CURRENT_STAMP := $(CURRENT)/.installed
+
+$(CURRENT_STAMP): requirements-current-jax.txt pyproject.toml
+	@test -x $(CURRENT)/bin/python || $(PYTHON) -m venv $(CURRENT)
+	$(CURRENT)/bin/python -m pip install --quiet --upgrade pip
+	$(CURRENT)/bin/python -m pip install --quiet -r requirements-current-jax.txt
+	$(CURRENT)/bin/python -m pip install --quiet --no-deps -e .
+	NTK_UTILS_SKIP_VERSION_CHECK=1 $(CURRENT)/bin/python -c 'import ntk_utils; print("current jax:", ntk_utils.versions_summary())'
+	@touch $@
+
+test-current-jax: $(CURRENT_STAMP)
+	NTK_UTILS_SKIP_VERSION_CHECK=1 $(CURRENT)/bin/python -m pytest -q
 
 # Every benchmark in turn (not tests: they measure; each prints its table for benchmarks/README.md).
 bench: $(STAMP)

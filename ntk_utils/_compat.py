@@ -17,6 +17,7 @@ Everything else in ntk_utils imports neural-tangents through :func:`neural_tange
 lazily, so code paths that do not need it (the fast infinite-NTK engine, training)
 also run on newer jax, e.g. on a GPU image with jax 0.11.
 """
+import importlib.util
 import os
 import sys
 import types
@@ -33,7 +34,8 @@ PINNED = {
 FIX = ("Install the pinned set with `make install` (creates .venv), or by hand:\n"
        "    pip install -e . && pip install --no-deps neural-tangents==0.6.5\n"
        "Set NTK_UTILS_SKIP_VERSION_CHECK=1 to run anyway (e.g. on a GPU image with a newer jax:\n"
-       "training and the fast infinite NTK work there; neural-tangents does not).")
+       "training, the eNTK and the fast infinite NTK work there; neural-tangents does not;\n"
+       "`make test-current-jax` tests that stack, requirements-current-jax.txt).")
 
 
 def installed_versions():
@@ -58,8 +60,17 @@ def check_versions():
 
 
 def neural_tangents():
-    """Import and return the ``neural_tangents`` module, patched as described above."""
+    """Import and return the ``neural_tangents`` module, patched as described above.
+
+    Raises ImportError, saying why, when it is not installed or cannot import (on jax > 0.5.3
+    it fails in several ways, not all of them ImportError): callers that have a plain-jax path
+    catch ImportError and take it (``kernels.empirical_ntk``), the others name the fix.
+    """
     if "neural_tangents" not in sys.modules:
+        if importlib.util.find_spec("neural_tangents") is None:
+            raise ImportError("neural-tangents is not installed (it serves only the reference kernels: "
+                              "models.stax_kernel_fn, eNTK implementations 1-3, architectures fast_ntk does "
+                              f"not cover).\n{FIX}")
         sys.modules.setdefault("neural_tangents.experimental",
                                types.ModuleType("neural_tangents.experimental"))
         from jax import config
@@ -71,6 +82,6 @@ def neural_tangents():
             ad.config = config
         try:
             import neural_tangents  # noqa: F401
-        except ImportError as e:
-            raise ImportError(f"neural-tangents could not be imported ({e}).\n{FIX}") from e
+        except Exception as e:  # noqa: BLE001 -- any failure to import is "not available" to callers
+            raise ImportError(f"neural-tangents could not be imported ({type(e).__name__}: {e}).\n{FIX}") from e
     return sys.modules["neural_tangents"]

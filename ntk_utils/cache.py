@@ -33,7 +33,9 @@ Location: ``$NTK_CACHE_DIR``, else ``outputs/cache`` in the repository.
 """
 import ast
 import collections
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import hashlib
 import json
@@ -227,10 +229,27 @@ def cached(kind, parts, compute, enabled=True, check=None):
         return compute()
     k = key(kind, parts)
     hit = load(kind, k, check)
-    if hit is not None:
-        _STATS["hits"][kind] += 1
-        return hit
-    _STATS["misses"][kind] += 1
-    value = compute()
-    save(kind, k, value)
-    return value
+    if hit is None:
+        with computing(kind, k):             # another process computing it: wait, then read its entry
+            hit = load(kind, k, check)
+            if hit is None:
+                _STATS["misses"][kind] += 1
+                value = compute()
+                save(kind, k, value)
+                return value
+    _STATS["hits"][kind] += 1
+    return hit
+
+
+@contextlib.contextmanager
+def computing(kind, k):
+    """Hold an exclusive lock on ``<cache dir>/<kind>/<key>.lock`` while an entry is computed, so
+    cells running side by side (``grid run --executor``) compute it once: the second waits, then
+    loads what the first saved. flock: the OS releases it when its process dies (a killed
+    computation blocks nothing); it works on local disks and on NFS and Lustre mounted with
+    flock support. The small lock files stay (removing them would race with a waiting process)."""
+    path = _path(kind, k).with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield

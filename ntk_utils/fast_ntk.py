@@ -40,7 +40,14 @@ Implementation
 * Tiles. Pairs are computed in tiles of ``b1 x b2`` images. The state of a tile is one array
   ``K[m, a, c, b, d, i, j]`` (m = 1: Σ; m = 2: Σ and Θ; pixel axes first, pair axes last),
   ``K[m, i, j]`` after GlobalAvgPool / Flatten. ``batch_size=None`` picks ~2**18 pair-pixel
-  elements per tile (8x8 images: 8 x 8 tiles; from 16x16 on: 1 x 1).
+  elements per tile on CPU (8x8 images: 8 x 8 tiles; from 16x16 on: 1 x 1), on GPUs as many
+  as their free memory holds (:func:`_auto_batch_size`).
+* Devices. Tiles go round robin to all local devices (:func:`on_devices`), each of which
+  holds all inputs (O(n)); a few tiles per device are in flight while finished ones are
+  copied into the host matrix. A tile is the same computation on any device, so the kernel
+  does not depend on the number of devices.
+* Disk. With ``resume_dir`` the matrices are memory-mapped .npy files written tile by tile,
+  with a record of the finished tiles (:class:`TileStore`): a killed computation resumes.
 * Convolution. S is banded (k non-zeros per row), so ``S_H K S_Wᵀ`` is applied as k shifted,
   zero-padded slices on the (a, c) axes and then k on the (b, d) axes: O(k H²W²) per pair
   instead of the O(H⁴W²) of a dense product. Average pooling is a reshape-and-mean (the
@@ -79,27 +86,45 @@ neither flax nor neural-tangents is imported; a kind without a rule here is refu
 import collections
 import contextlib
 import functools
+import json
 import math
+import pathlib
+import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["supports", "unsupported", "infinite_ntk"]
+from ntk_utils.paths import atomic_write
+
+__all__ = ["supports", "unsupported", "infinite_ntk", "on_devices", "free_memory", "Progress", "TileStore"]
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
-# Pixel-pair elements (b1·b2·H²W²) of a tile when batch_size is chosen automatically.
+# Pixel-pair elements (b1·b2·H²W²) of a tile when batch_size is chosen automatically: on CPU
+# (and devices that do not report their memory) fixed, on GPUs from their free memory: a
+# tile's live arrays take about _TILE_BYTES_PER_ELEMENT bytes per element (input and output
+# of a layer and a shifted sum, Σ and Θ, float32), and may use _FREE_MEMORY_SHARE of it, up
+# to _TILE_ELEMENTS_MAX (neither measured: no accelerator was available).
 _TILE_ELEMENTS = 2 ** 18
-_TILE_ELEMENTS_ACCELERATOR = 2 ** 24  # not measured: no accelerator was available
+_TILE_ELEMENTS_ACCELERATOR = 2 ** 24
+_TILE_ELEMENTS_MAX = 2 ** 26
+_TILE_BYTES_PER_ELEMENT = 32
+_FREE_MEMORY_SHARE = 0.5
 # Layers on feature maps of at most this many pixels are compiled together (see _segments).
 _FUSE_MAX_PIXELS = 16
 # Input covariances of images with at most this many channels are summed elementwise.
 _INPUT_UNROLL = 8
 # Show a progress bar (tqdm) from this many tiles on, when progress=None.
 _PROGRESS_MIN_TILES = 50
-# Tiles dispatched ahead of the one being copied back to the host.
+# Tiles dispatched ahead, per device, of the one being copied back to the host.
 _QUEUE = 2
+# Tiles (and other work items, e.g. Jacobian chunks) dispatched in this process, per device
+# (str(device)), by on_devices: tests read it to see that every device got work.
+TILES = collections.Counter()
+# A TileStore records its finished tiles at most this often (seconds): a killed computation
+# loses at most this much work (tests set 0: a record after every tile).
+FLUSH_SECONDS = 30.0
 
 
 # --------------------------------------------------------------------------- planning
@@ -603,34 +628,154 @@ def _pair_tile(ops, in_shape, get_ntk, x1, x2, roots1, roots2, i, j):
     return k_arr
 
 
-def _side_roots(ops, tiles):
+def _side_roots(ops, tiles, devices):
     """ReLU variances of one side's images ``tiles [T, b, *in]`` from the self recursion,
-    ``[relu] (q [T, H, W, b], 1/√q [T, H, W, b])`` (or ``[T, b]``) on the device. Computed
-    in chunks of about ``_TILE_ELEMENTS`` pixel-pair elements, i.e. as much work per
-    compiled call as a pair tile."""
+    ``[relu] (q [T, H, W, b], 1/√q [T, H, W, b])`` (or ``[T, b]``), numpy. Computed in chunks
+    of about ``_TILE_ELEMENTS`` pixel-pair elements, i.e. as much work per compiled call as a
+    pair tile, spread over ``devices``."""
     if not _n_relu(ops):
         return []
     n_tiles, b = tiles.shape[:2]
     images = tiles.reshape((n_tiles * b,) + tiles.shape[2:])
     per_image = (images.shape[1] * images.shape[2]) ** 2 if images.ndim == 4 else 1
     chunk = min(len(images), max(1, _TILE_ELEMENTS // per_image))
-    per_chunk = [_self_variances(ops, jnp.asarray(c)) for c in _tiles_of(images, chunk)]
+    per_chunk = list(on_devices(lambda c, device: _self_variances(ops, jax.device_put(c, device)),
+                                _tiles_of(images, chunk), devices))
     roots = []
     for r in range(len(per_chunk[0])):
         pair = []
         for k in range(2):
-            v = np.concatenate([np.asarray(c[r][k]) for c in per_chunk], axis=-1)[..., :n_tiles * b]
+            v = np.concatenate([c[r][k] for c in per_chunk], axis=-1)[..., :n_tiles * b]
             v = v.reshape(v.shape[:-1] + (n_tiles, b))              # [..., T, b]
-            pair.append(jnp.asarray(np.moveaxis(v, -2, 0)))         # [T, ..., b]
+            pair.append(np.moveaxis(v, -2, 0))                      # [T, ..., b]
         roots.append(tuple(pair))
     return roots
 
 
 def _stack_roots(per_tile):
-    """``[tile][relu] (q, 1/√q)`` -> ``[relu] (q [T, ...], 1/√q [T, ...])`` on the device
-    (stacked on the host: small arrays, and no compilation per shape as for ``jnp.stack``)."""
-    return [tuple(jnp.asarray(np.stack([np.asarray(tile[r][k]) for tile in per_tile])) for k in range(2))
+    """``[tile][relu] (q, 1/√q)`` -> ``[relu] (q [T, ...], 1/√q [T, ...])``, numpy (stacked on
+    the host: small arrays, and no compilation per shape as for ``jnp.stack``)."""
+    return [tuple(np.stack([tile[r][k] for tile in per_tile]) for k in range(2))
             for r in range(len(per_tile[0]))]
+
+
+# --------------------------------------------------------------------------- devices, progress, tiles on disk
+# Shared with ntk_utils.kernels, whose tiled_kernel drives the empirical NTK and neural-tangents.
+
+def free_memory(devices):
+    """The least free memory among ``devices`` in bytes (``bytes_limit - bytes_in_use`` of
+    ``device.memory_stats()``, which GPUs report), or None where jax does not tell it (CPU)."""
+    free = []
+    for device in devices:
+        try:
+            stats = device.memory_stats()
+        except Exception:  # a backend without memory statistics
+            stats = None
+        if not stats or "bytes_limit" not in stats:
+            return None
+        free.append(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    return min(free)
+
+
+def on_devices(fn, items, devices, ahead=_QUEUE):
+    """``fn(item, device)`` for each item, item k on ``devices[k % len(devices)]``; yields the
+    results copied to the host (numpy pytrees), in order.
+
+    ``fn`` puts its inputs on ``device`` (``jax.device_put``): a jitted function runs where its
+    committed inputs are. jax dispatches asynchronously, so ``ahead`` items per device are
+    dispatched before the oldest result is waited for: every device always has work queued,
+    and the devices run concurrently. Each item is counted in :data:`TILES`.
+    """
+    pending = collections.deque()
+    for k, item in enumerate(items):
+        device = devices[k % len(devices)]
+        pending.append(fn(item, device))
+        TILES[str(device)] += 1
+        if len(pending) > ahead * len(devices):
+            yield jax.device_get(pending.popleft())
+    while pending:
+        yield jax.device_get(pending.popleft())
+
+
+class Progress:
+    """Progress of one kernel: a tqdm bar over its entries (so the rate is entries/s and the
+    time left follows) that also shows the tiles done; silent when ``show`` is false."""
+
+    def __init__(self, desc, n_tiles, n_entries, show, done_tiles=0, done_entries=0):
+        self.n_tiles, self.done, self.bar = n_tiles, done_tiles, None
+        if show:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=n_entries, initial=done_entries, desc=desc, unit=" entries", unit_scale=True,
+                            leave=False, postfix=f"{done_tiles}/{n_tiles} tiles")
+
+    def tile(self, entries):
+        self.done += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{self.done}/{self.n_tiles} tiles", refresh=False)
+            self.bar.update(entries)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+class TileStore:
+    """A kernel written tile by tile into ``folder``, so that a killed computation resumes.
+
+    ``folder/<name>.npy``: the ``shape`` matrices (one per name), memory-mapped
+    (``np.lib.format.open_memmap``); ``folder/record.json``: ``{"plan": plan, "done": k}``: the
+    first k tiles, in the computation's fixed order, are on disk. Tiles are collected in that
+    order (:func:`on_devices`), so what is finished is always such a prefix. After a tile is
+    written the caller calls :meth:`finished`; the arrays are flushed and then the record
+    rewritten (atomically), at most every :data:`FLUSH_SECONDS` and on :meth:`close`.
+
+    ``plan`` (a JSON-able dict: shape, tiling, dtype) must equal the recorded one for the
+    arrays to be reused (``.done`` tiles skipped); otherwise the computation starts over.
+    """
+
+    def __init__(self, folder, plan, names, shape, dtype):
+        self.folder, self.plan = pathlib.Path(folder), plan
+        self.folder.mkdir(parents=True, exist_ok=True)
+        paths = [self.folder / f"{name}.npy" for name in names]
+        self.done, self.arrays = 0, None
+        record = self.recorded(folder) or {}
+        if record.get("plan") == plan:
+            try:
+                arrays = [np.lib.format.open_memmap(p, mode="r+") for p in paths]
+                if all(a.shape == tuple(shape) and a.dtype == dtype for a in arrays):
+                    self.arrays, self.done = arrays, int(record["done"])
+            except (OSError, ValueError):  # missing or truncated arrays: start over
+                pass
+        if self.arrays is None:
+            self.arrays = [np.lib.format.open_memmap(p, mode="w+", dtype=dtype, shape=tuple(shape)) for p in paths]
+            self.flush()
+        self._last = time.monotonic()
+
+    @staticmethod
+    def recorded(folder):
+        """The record in ``folder`` (``{"plan": ..., "done": k}``), or None."""
+        try:
+            return json.loads((pathlib.Path(folder) / "record.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def finished(self, done):
+        """The first ``done`` tiles are written into the arrays."""
+        self.done = done
+        if time.monotonic() - self._last >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self):
+        for a in self.arrays:
+            a.flush()
+        with atomic_write(self.folder / "record.json") as f:
+            json.dump({"plan": self.plan, "done": self.done}, f)
+        self._last = time.monotonic()
+
+    def close(self):
+        """Record what is done; return in-memory copies of the arrays."""
+        self.flush()
+        return [np.array(a) for a in self.arrays]
 
 
 # --------------------------------------------------------------------------- driver
@@ -678,19 +823,26 @@ def _prime_allocator():
         _ALLOCATOR_PRIMED.append(True)
 
 
-def _auto_batch_size(in_shape):
+def _auto_batch_size(in_shape, devices):
     """Images per tile side: about ``_TILE_ELEMENTS`` pair elements per tile on CPU (so a
     layer's input and output stay in cache), 1 when that would give fewer than 4 (tiny
-    innermost (i, j) axes vectorise badly: 2 x 2 tiles measured ~2.5x slower than 1 x 1);
-    ``_TILE_ELEMENTS_ACCELERATOR`` on GPU / TPU, where each dispatch should carry more work."""
+    innermost (i, j) axes vectorise badly: 2 x 2 tiles measured ~2.5x slower than 1 x 1); on
+    GPUs as many as the devices' free memory holds (see ``_TILE_BYTES_PER_ELEMENT``), where
+    each dispatch should carry more work; ``_TILE_ELEMENTS_ACCELERATOR`` on an accelerator
+    that does not report its memory."""
     if len(in_shape) != 3:
         return 512
-    budget = _TILE_ELEMENTS if jax.default_backend() == "cpu" else _TILE_ELEMENTS_ACCELERATOR
+    free = free_memory(devices)
+    if free is not None:
+        budget = min(_TILE_ELEMENTS_MAX, int(free * _FREE_MEMORY_SHARE) // _TILE_BYTES_PER_ELEMENT)
+    else:
+        budget = _TILE_ELEMENTS if devices[0].platform == "cpu" else _TILE_ELEMENTS_ACCELERATOR
     b = math.isqrt(max(1, budget // (in_shape[0] * in_shape[1]) ** 2))
     return b if b >= 4 else 1
 
 
-def infinite_ntk(arch, x1, x2=None, *, batch_size=None, dtype=np.float32, get="ntk", progress=None):
+def infinite_ntk(arch, x1, x2=None, *, batch_size=None, dtype=np.float32, get="ntk", progress=None,
+                 devices=None, resume_dir=None):
     """The infinite-width NTK (or NNGP) of ``arch`` between two sets of inputs.
 
     Equal to ``ntk_utils.models.stax_kernel_fn(arch)(x1, x2, get)`` from neural-tangents,
@@ -705,12 +857,20 @@ def infinite_ntk(arch, x1, x2=None, *, batch_size=None, dtype=np.float32, get="n
         equals ``x1``) only the tiles on and above the diagonal are computed, the result is
         exactly symmetric and K(x, x) is free of the round-off that arccos amplifies at ρ = 1.
       batch_size: images per tile side (a tile is ``batch_size x batch_size`` pairs); None
-        picks one from the image size (best measured: 8 at 8x8, 1 from 16x16 on).
+        picks one from the image size and the devices' free memory (CPU: 8 at 8x8, 1 from
+        16x16 on), or the one recorded in ``resume_dir``.
       dtype: ``np.float32`` (default, see the module doc) or ``np.float64`` (x64 mode is
         switched on only inside this call).
       get: ``"ntk"``, ``"nngp"``, or a tuple of them (then a tuple of matrices is returned;
         the NNGP alone skips Θ and costs about half).
-      progress: show a tqdm progress bar over tiles; None = only from 50 tiles on.
+      progress: show a tqdm progress bar (tiles done, entries/s, time left); None = only
+        from 50 tiles on.
+      devices: the jax devices the tiles are spread over, round robin (default: all local
+        devices). Each holds all inputs (O(n)); tiles come back to the host as they finish.
+        The numbers do not depend on the number of devices.
+      resume_dir: a folder to write the kernel into tile by tile (:class:`TileStore`) and to
+        resume from: a computation killed midway and called again with the same arguments
+        continues after its last recorded tile and gives the same kernel.
 
     Returns:
       ``np.ndarray`` of shape ``(n1, n2)`` and dtype ``dtype`` (a tuple of them for a tuple
@@ -736,66 +896,92 @@ def infinite_ntk(arch, x1, x2=None, *, batch_size=None, dtype=np.float32, get="n
     except _Unsupported as e:
         raise ValueError(f"fast_ntk cannot compute this kernel: {e}") from None
     n1, n2 = len(x1), len(x2)
-    out = tuple(np.zeros((n1, n2), dtype) for _ in gets)
     if n1 == 0 or n2 == 0:
+        out = tuple(np.zeros((n1, n2), dtype) for _ in gets)
         return out[0] if single else out
-    b = int(batch_size) if batch_size else _auto_batch_size(x1.shape[1:])
+    devices = list(devices or jax.local_devices())
+    if not batch_size and resume_dir is not None:
+        batch_size = (TileStore.recorded(resume_dir) or {}).get("plan", {}).get("batch_size")
+    b = int(batch_size) if batch_size else _auto_batch_size(x1.shape[1:], devices)
     b1, b2 = min(b, n1), min(b, n2)
     if symmetric:
         b1 = b2 = min(b1, b2)
     get_ntk = "ntk" in gets
-
     in_shape = x1.shape[1:]
+    x1_host, x2_host = _tiles_of(x1, b1), _tiles_of(x2, b2)
+    t1, t2 = len(x1_host), len(x2_host)
+    # The fixed order of the tiles: when symmetric, the diagonal ones (i, i) first (they hand
+    # on the ReLU variances), then only j > i, mirrored.
+    diagonal = [(i, i) for i in range(t1)] if symmetric else []
+    tiles = diagonal + [(i, j) for i in range(t1) for j in range(t2) if not symmetric or j > i]
+
+    if resume_dir is None:
+        store, out, done = None, [np.zeros((n1, n2), dtype) for _ in gets], 0
+    else:
+        plan = {"shape": [n1, n2], "dtype": dtype.name, "batch_size": b, "symmetric": bool(symmetric),
+                "tiles": len(tiles), "get": list(gets)}
+        store = TileStore(resume_dir, plan, gets, (n1, n2), dtype)
+        out, done = store.arrays, store.done
+
+    def entries(i, j):
+        m = min(b1, n1 - i * b1) * min(b2, n2 - j * b2)
+        return 2 * m if symmetric and i != j else m
+
+    bar = Progress("infinite NTK", len(tiles), n1 * n2,
+                   progress or (progress is None and len(tiles) >= _PROGRESS_MIN_TILES),
+                   done, sum(entries(i, j) for i, j in tiles[:done]))
+
+    def collect(k, i, j, k_arr):
+        """Write tile k = (i, j) (its state after the last layer, ``[m, b1, b2]``) into ``out``."""
+        r1, r2 = i * b1, j * b2
+        m1, m2 = min(b1, n1 - r1), min(b2, n2 - r2)
+        for o, g in zip(out, gets):
+            block = k_arr[1 if g == "ntk" else 0, :m1, :m2]
+            if symmetric and i == j:
+                block = (block + block.T) * 0.5
+            o[r1:r1 + m1, r2:r2 + m2] = block
+            if symmetric and j != i:
+                o[r2:r2 + m2, r1:r1 + m1] = block.T
+        bar.tile(entries(i, j))
+        if store is not None:
+            store.finished(k + 1)
+
     _prime_allocator()
     with _x64_scope(dtype):
-        x1_host, x2_host = _tiles_of(x1, b1), _tiles_of(x2, b2)
-        x1t = jnp.asarray(x1_host)
-        x2t = x1t if symmetric else jnp.asarray(x2_host)
-        t1, t2 = x1t.shape[0], x2t.shape[0]
-        index = [jnp.asarray(t, jnp.int32) for t in range(max(t1, t2))]
-        tiles = [(i, j) for i in range(t1) for j in range(t2) if not symmetric or j > i]
-        n_tiles = len(tiles) + (t1 if symmetric else 0)
-        bar = None
-        if progress or (progress is None and n_tiles >= _PROGRESS_MIN_TILES):
-            from tqdm.auto import tqdm
-            bar = tqdm(total=n_tiles, desc="infinite NTK tiles", unit="tile")
-
-        def collect(i, j, k_arr):
-            k_arr = np.asarray(k_arr)
-            r1, r2 = i * b1, j * b2
-            m1, m2 = min(b1, n1 - r1), min(b2, n2 - r2)
-            for o, g in zip(out, gets):
-                block = k_arr[1 if g == "ntk" else 0, :m1, :m2]
-                if symmetric and i == j:
-                    block = (block + block.T) * 0.5
-                o[r1:r1 + m1, r2:r2 + m2] = block
-                if symmetric and j != i:
-                    o[r2:r2 + m2, r1:r1 + m1] = block.T
-            if bar is not None:
-                bar.update(1)
-
-        pending = collections.deque()  # tiles dispatched but not yet copied back
-
-        def submit(i, j, k_arr):
-            # Dispatch runs ahead of the device by _QUEUE tiles, so that it never idles.
-            pending.append((i, j, k_arr))
-            if len(pending) > _QUEUE:
-                collect(*pending.popleft())
-
-        if symmetric:
-            # Diagonal tiles first: they are part of the result and hand on the ReLU variances.
+        # Every device holds all inputs (O(n)) and the tile indices as device scalars, so a
+        # tile is dispatched without any transfer.
+        index = list(np.arange(max(t1, t2), dtype=np.int32))
+        on = {d: {"x1": jax.device_put(x1_host, d), "index": jax.device_put(index, d)} for d in devices}
+        for d in devices:
+            on[d]["x2"] = on[d]["x1"] if symmetric else jax.device_put(x2_host, d)
+        rest = tiles[max(done, len(diagonal)):]
+        if symmetric and (done < len(diagonal) or rest):
+            # Diagonal tiles: part of the result, and the ReLU variances for the others (so
+            # recomputed on resume while other tiles remain; written only where not done).
             per_tile = []
-            for i in range(t1):
-                k_arr, roots = _diag_tile(ops, in_shape, get_ntk, x1t, index[i])
+            results = on_devices(lambda i, d: _diag_tile(ops, in_shape, get_ntk, on[d]["x1"], on[d]["index"][i]),
+                                 range(t1), devices)
+            for i, (k_arr, roots) in enumerate(results):
                 per_tile.append(roots)
-                submit(i, i, k_arr)
-            roots1 = roots2 = _stack_roots(per_tile) if _n_relu(ops) else []
-        else:
-            roots1, roots2 = (_side_roots(ops, xt) for xt in (x1_host, x2_host))
-        for i, j in tiles:
-            submit(i, j, _pair_tile(ops, in_shape, get_ntk, x1t, x2t, roots1, roots2, index[i], index[j]))
-        while pending:
-            collect(*pending.popleft())
-        if bar is not None:
-            bar.close()
-    return out[0] if single else out
+                if i >= done:
+                    collect(i, i, i, k_arr)
+            roots1 = roots2 = _stack_roots(per_tile) if _n_relu(ops) and rest else []
+        elif rest:
+            roots1, roots2 = (_side_roots(ops, xt, devices) for xt in (x1_host, x2_host))
+        if rest:
+            for d in devices:
+                on[d]["roots1"] = jax.device_put(roots1, d)
+                on[d]["roots2"] = on[d]["roots1"] if symmetric else jax.device_put(roots2, d)
+
+            def pair(ij, d):
+                i, j = ij
+                return _pair_tile(ops, in_shape, get_ntk, on[d]["x1"], on[d]["x2"], on[d]["roots1"], on[d]["roots2"],
+                                  on[d]["index"][i], on[d]["index"][j])
+
+            start = len(tiles) - len(rest)
+            for k, ((i, j), k_arr) in enumerate(zip(rest, on_devices(pair, rest, devices)), start):
+                collect(k, i, j, k_arr)
+    bar.close()
+    if store is not None:
+        out = store.close()
+    return out[0] if single else tuple(out)

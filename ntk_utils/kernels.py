@@ -13,21 +13,32 @@ regression with Θ from zero equals it only when f0 = 0 (a centred network, or f
 Infinite NTK: the limit of Θ at initialization as every hidden width -> ∞, in the NTK
 parameterization (deterministic, depends only on the architecture). Computed by
 ``ntk_utils.fast_ntk`` (batched matrix products) where the architecture allows, else by
-neural-tangents (``nt.batch`` over tiles and over all local devices).
+neural-tangents' ``kernel_fn`` on tiles (:func:`tiled_kernel`).
 
 Both are computed in square tiles so memory stays bounded for n in the tens of thousands;
 a Gram matrix K(X, X) computes only the tiles on and above the diagonal and mirrors them.
+Tiles are spread round robin over all local jax devices (``fast_ntk.on_devices``) and
+accumulated on the host in float32, with a progress bar per kernel (tiles done, entries/s,
+time left). A tile is the same computation on any device, so the kernel does not depend on
+the number of devices (on one device: the numbers of a plain loop over the tiles). Tile
+sizes come from the devices' free memory where jax reports it (GPUs), else fixed defaults.
+
 The ``*_cached`` helpers keep results in the content-addressed cache (``ntk_utils.cache``).
+A kernel of at least ``RESUME_ENTRIES`` entries is also written tile by tile into a folder
+beside its cache entry, ``<cache dir>/<kind>/<key>.partial/`` (``fast_ntk.TileStore``: a
+memory-mapped .npy and a record of the finished tiles): a computation killed midway resumes
+from its last recorded tile when called again, and gives the same kernel; once the kernel is
+in the cache the folder is removed.
 """
 import math
+import shutil
 import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
-from ntk_utils import cache, models
+from ntk_utils import cache, fast_ntk, models
 from ntk_utils._compat import neural_tangents
 
 # How the eNTK is computed ("auto", the default; the measurements behind it: benchmarks/README.md):
@@ -40,15 +51,27 @@ from ntk_utils._compat import neural_tangents
 DEFAULT_IMPLEMENTATION = "auto"
 JACOBIAN_BYTES = 4e9
 FULL_JACOBIAN_MAX_PARAMS = 2_000_000
+# Cached kernels with at least this many entries (n1·n2; 4096 x 4096) are written tile by tile
+# to disk and resume after a crash (network_ntk / infinite_ntk_cached, argument resume_entries).
+RESUME_ENTRIES = 2 ** 24
 
 
 def _param_count(params):
     return sum(int(np.prod(np.shape(leaf))) for leaf in jax.tree_util.tree_leaves(params))
 
 
-def _auto_tile(params):
-    # Implementation 1 holds two tiles' Jacobians, tile x P float32 each: keep them ~< 0.5 GB.
-    return int(np.clip(2 ** int(math.log2(max(1, 6e7 // max(1, _param_count(params))))), 8, 512))
+def _auto_tile(params, devices):
+    """Tile size: implementation 1 holds two tiles' Jacobians, tile x P float32 each. On CPU
+    (no memory statistics) keep them ~< 0.5 GB; on GPUs let them take a quarter of the least
+    free device memory (the rest: activations of the per-example backward passes)."""
+    free = fast_ntk.free_memory(devices)
+    elements = 6e7 if free is None else free / 4 / (2 * 4)
+    return int(np.clip(2 ** int(math.log2(max(1, elements // max(1, _param_count(params))))), 8, 512))
+
+
+def _replicas(tree, devices):
+    """{device: ``tree`` on that device}: parameters are sent to each device once, not per tile."""
+    return {d: jax.device_put(tree, d) for d in devices}
 
 
 def _pad(x, size):
@@ -58,27 +81,57 @@ def _pad(x, size):
     return np.concatenate([x, np.zeros((size - x.shape[0],) + x.shape[1:], x.dtype)])
 
 
-def tiled_kernel(tile_fn, x1, x2=None, *, batch_size, progress=None, desc="kernel"):
+def tiled_kernel(tile_fn, x1, x2=None, *, batch_size, progress=None, desc="kernel", devices=None, resume_dir=None):
     """Assemble K(x1, x2) (n1, n2) float32 from ``tile_fn(a, b) -> (len(a), len(b))`` on tiles.
 
     Every tile is padded to ``batch_size`` rows so ``tile_fn`` sees one shape; with
     ``x2=None`` only tiles with j >= i are computed and K is mirrored (symmetric).
+    Tiles go round robin to ``devices`` (default: all local devices): ``a`` and ``b`` arrive
+    on the tile's device (``a.device``), where a jitted ``tile_fn`` runs, several tiles in
+    flight per device; the blocks are written on the host in float32 as they come back.
+    ``progress``: a bar of tiles done, entries/s and time left (None: from 5 tiles on).
+    ``resume_dir``: write K tile by tile into this folder and resume from it
+    (``fast_ntk.TileStore``; the tiling must be the same).
     """
     x1 = np.asarray(x1)
     symmetric = x2 is None
     x2 = x1 if symmetric else np.asarray(x2)
     n1, n2 = len(x1), len(x2)
+    devices = list(devices or jax.local_devices())
     starts1, starts2 = range(0, n1, batch_size), range(0, n2, batch_size)
     pairs = [(i, j) for i in starts1 for j in starts2 if not symmetric or j >= i]
-    out = np.zeros((n1, n2), np.float32)
-    show = progress if progress is not None else len(pairs) > 4
-    for i, j in tqdm(pairs, desc=desc, disable=not show, leave=False):
-        a, b = x1[i:i + batch_size], x2[j:j + batch_size]
-        block = np.asarray(tile_fn(_pad(a, batch_size), _pad(b, batch_size)))[:len(a), :len(b)]
-        out[i:i + len(a), j:j + len(b)] = block
+    if resume_dir is None:
+        store, out, done = None, np.zeros((n1, n2), np.float32), 0
+    else:
+        plan = {"shape": [n1, n2], "dtype": "float32", "batch_size": batch_size, "symmetric": symmetric,
+                "tiles": len(pairs)}
+        store = fast_ntk.TileStore(resume_dir, plan, ("kernel",), (n1, n2), np.float32)
+        (out,), done = store.arrays, store.done
+
+    def entries(i, j):
+        m = min(batch_size, n1 - i) * min(batch_size, n2 - j)
+        return 2 * m if symmetric and j != i else m
+
+    bar = fast_ntk.Progress(desc, len(pairs), n1 * n2, progress if progress is not None else len(pairs) > 4,
+                            done, sum(entries(i, j) for i, j in pairs[:done]))
+
+    def tile(ij, device):
+        i, j = ij
+        a, b = (jax.device_put(_pad(x[s:s + batch_size], batch_size), device) for x, s in ((x1, i), (x2, j)))
+        return tile_fn(a, b)
+
+    todo = pairs[done:]
+    for k, ((i, j), block) in enumerate(zip(todo, fast_ntk.on_devices(tile, todo, devices)), done):
+        m1, m2 = min(batch_size, n1 - i), min(batch_size, n2 - j)
+        block = np.asarray(block)[:m1, :m2]
+        out[i:i + m1, j:j + m2] = block
         if symmetric and j != i:
-            out[j:j + len(b), i:i + len(a)] = block.T
-    return out
+            out[j:j + m2, i:i + m1] = block.T
+        bar.tile(entries(i, j))
+        if store is not None:
+            store.finished(k + 1)
+    bar.close()
+    return out if store is None else store.close()[0]
 
 
 def jacobian_fn(apply_fn):
@@ -89,16 +142,20 @@ def jacobian_fn(apply_fn):
     return jacobian
 
 
-def full_jacobian_ntk(apply_fn, params, x1, x2=None, *, batch_size=256):
-    """Θ = J(x1) J(x2)^T with the (n, P) Jacobians computed once, in chunks of ``batch_size``.
+def full_jacobian_ntk(apply_fn, params, x1, x2=None, *, batch_size=256, devices=None):
+    """Θ = J(x1) J(x2)^T with the (n, P) Jacobians computed once, in chunks of ``batch_size``
+    spread over ``devices`` (default: all local devices), the product on the host.
 
     Memory (n1 + n2)·P·4 bytes; needs no neural-tangents. Exactly symmetric for x2=None."""
     jacobian = jax.jit(jacobian_fn(apply_fn))
+    devices = list(devices or jax.local_devices())
+    on = _replicas(params, devices)
 
     def rows(x):
         x = np.asarray(x)
-        return np.concatenate([np.asarray(jacobian(params, _pad(x[i:i + batch_size], batch_size)))[:len(x[i:i + batch_size])]
-                               for i in range(0, len(x), batch_size)])
+        chunks = [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
+        run = lambda c, d: jacobian(on[d], jax.device_put(_pad(c, batch_size), d))
+        return np.concatenate([j[:len(c)] for c, j in zip(chunks, fast_ntk.on_devices(run, chunks, devices))])
     j1 = rows(x1)
     if x2 is None:
         k = j1 @ j1.T
@@ -107,27 +164,33 @@ def full_jacobian_ntk(apply_fn, params, x1, x2=None, *, batch_size=256):
 
 
 def empirical_ntk(apply_fn, params, x1, x2=None, *, batch_size=None, implementation=DEFAULT_IMPLEMENTATION,
-                  progress=None):
+                  progress=None, devices=None, resume_dir=None):
     """Empirical NTK Θ(x1, x2) of a scalar-output network at ``params``.
 
     Args:
       apply_fn: ``apply_fn(params, x) -> (n, 1)``, e.g. ``models.flax_model(arch).apply``.
       params: any pytree of parameters (flax variables dict).
       x1: (n1, ...) inputs; x2: (n2, ...) inputs or None for Θ(x1, x1).
-      batch_size: tile size (default: chosen from the parameter count to bound memory).
+      batch_size: tile size (default: chosen from the parameter count and the devices' free
+        memory to bound memory, or the one recorded in ``resume_dir``).
       implementation: "auto" (see DEFAULT_IMPLEMENTATION above), 0 for the plain-jax
         :func:`full_jacobian_ntk` (tiled when the Jacobians do not fit; also the fallback where
         neural-tangents cannot be imported), or a neural-tangents ``NtkImplementation`` on tiles
         (1 = Jacobian contraction, 2 = NTK-vector products, 3 = structured derivatives).
+      devices: jax devices to spread the tiles (or Jacobian chunks) over; default all local ones.
+      resume_dir: a folder the tiled computations write their tiles into and resume from
+        (:func:`tiled_kernel`). The full-Jacobian path (bounded by JACOBIAN_BYTES, so never
+        long) ignores it.
     Returns:
       (n1, n2) float32 numpy array.
     """
+    devices = list(devices or jax.local_devices())
     n_total = len(x1) + (0 if x2 is None else len(x2))
     fits = n_total * _param_count(params) * 4 <= JACOBIAN_BYTES
     if implementation == "auto":
         implementation = 0 if fits and _param_count(params) <= FULL_JACOBIAN_MAX_PARAMS else 1
     if implementation == 0 and fits:
-        return full_jacobian_ntk(apply_fn, params, x1, x2, batch_size=min(256, batch_size or 256))
+        return full_jacobian_ntk(apply_fn, params, x1, x2, batch_size=min(256, batch_size or 256), devices=devices)
     if implementation == 0:
         jacobian = jacobian_fn(apply_fn)
         ntk_fn = jax.jit(lambda a, b, p: jacobian(p, a) @ jacobian(p, b).T)
@@ -135,47 +198,71 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, batch_size=None, implementat
         try:
             nt = neural_tangents()
         except ImportError:
-            return empirical_ntk(apply_fn, params, x1, x2, batch_size=batch_size, implementation=0, progress=progress)
+            return empirical_ntk(apply_fn, params, x1, x2, batch_size=batch_size, implementation=0, progress=progress,
+                                 devices=devices, resume_dir=resume_dir)
         ntk_fn = jax.jit(nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0, implementation=implementation))
-    batch_size = batch_size or _auto_tile(params)
-    return tiled_kernel(lambda a, b: ntk_fn(a, b, params), x1, x2, batch_size=batch_size, progress=progress,
-                        desc="empirical NTK")
+    if not batch_size and resume_dir is not None:
+        batch_size = (fast_ntk.TileStore.recorded(resume_dir) or {}).get("plan", {}).get("batch_size")
+    batch_size = batch_size or _auto_tile(params, devices)
+    on = _replicas(params, devices)
+    return tiled_kernel(lambda a, b: ntk_fn(a, b, on[a.device]), x1, x2, batch_size=batch_size, progress=progress,
+                        desc="empirical NTK", devices=devices, resume_dir=resume_dir)
 
 
-def infinite_ntk(arch, x1, x2=None, *, batch_size=None, get="ntk", progress=None):
+def infinite_ntk(arch, x1, x2=None, *, batch_size=None, get="ntk", progress=None, devices=None, resume_dir=None):
     """Infinite-width NTK (``get="ntk"``) or NNGP (``get="nngp"``) of ``arch``: (n1, n2) array.
 
     Uses ``ntk_utils.fast_ntk`` when it supports the architecture, else neural-tangents'
-    ``kernel_fn`` through ``nt.batch`` (tiles spread over all local devices).
+    ``kernel_fn`` on tiles (:func:`tiled_kernel`: spread over ``devices``, default all local
+    ones). ``resume_dir``: write the kernel tile by tile there and resume from it.
     """
-    from ntk_utils import fast_ntk
     reason = fast_ntk.unsupported(arch, np.shape(x1)[1:])
     if reason is None:
-        return np.asarray(fast_ntk.infinite_ntk(arch, x1, x2, get=get, **({"batch_size": batch_size}
-                                                                           if batch_size else {})))
+        return np.asarray(fast_ntk.infinite_ntk(arch, x1, x2, get=get, batch_size=batch_size, progress=progress,
+                                                devices=devices, resume_dir=resume_dir))
     warnings.warn(f"fast_ntk cannot compute the infinite NTK of {arch.name}: {reason}; "
                   "using neural-tangents (several times slower)", stacklevel=2)
     nt = neural_tangents()
+    if not batch_size and resume_dir is not None:
+        batch_size = (fast_ntk.TileStore.recorded(resume_dir) or {}).get("plan", {}).get("batch_size")
     batch_size = batch_size or 16
-    kernel_fn = nt.batch(models.stax_kernel_fn(arch), batch_size=batch_size, device_count=-1, store_on_device=False)
-    return tiled_kernel(lambda a, b: kernel_fn(a, b, get), x1, x2, batch_size=batch_size * jax.local_device_count(),
-                        progress=progress, desc=f"infinite {get.upper()}")
+    # device_count=0: one device per tile (tiled_kernel spreads the tiles), jitted.
+    kernel_fn = nt.batch(models.stax_kernel_fn(arch), batch_size=batch_size, device_count=0, store_on_device=False)
+    return tiled_kernel(lambda a, b: kernel_fn(a, b, get), x1, x2, batch_size=batch_size, progress=progress,
+                        desc=f"infinite {get.upper()}", devices=devices, resume_dir=resume_dir)
 
 
-def network_ntk(arch, params, x1, x2=None, *, use_cache=True, **kwargs):
-    """Empirical NTK of the flax network of ``arch`` at ``params``, cached on disk."""
+def network_ntk(arch, params, x1, x2=None, *, use_cache=True, resume_entries=RESUME_ENTRIES, **kwargs):
+    """Empirical NTK of the flax network of ``arch`` at ``params``, cached on disk; from
+    ``resume_entries`` entries on written tile by tile and resumed after a crash."""
     apply_fn = models.flax_model(arch).apply
-    return cache.cached("entk", (arch, params, x1, x2, kwargs.get("implementation", DEFAULT_IMPLEMENTATION)),
-                        lambda: empirical_ntk(apply_fn, params, x1, x2, **kwargs), enabled=use_cache,
-                        check=_shape_check(x1, x2))
+    return _cached("entk", (arch, params, x1, x2, kwargs.get("implementation", DEFAULT_IMPLEMENTATION)),
+                   lambda folder: empirical_ntk(apply_fn, params, x1, x2, resume_dir=folder, **kwargs),
+                   x1, x2, use_cache, resume_entries)
 
 
-def infinite_ntk_cached(arch, x1, x2=None, *, get="ntk", use_cache=True, **kwargs):
+def infinite_ntk_cached(arch, x1, x2=None, *, get="ntk", use_cache=True, resume_entries=RESUME_ENTRIES, **kwargs):
     """:func:`infinite_ntk` of ``arch.ntk_limit()`` ("the infinite NTK" of the network, whatever
-    its parameterization), cached on disk (keyed by the limit's architecture, inputs and ``get``)."""
-    return cache.cached("infinite-" + get, (arch.kernel_describe(), x1, x2),
-                        lambda: infinite_ntk(arch.ntk_limit(), x1, x2, get=get, **kwargs), enabled=use_cache,
-                        check=_shape_check(x1, x2))
+    its parameterization), cached on disk (keyed by the limit's architecture, inputs and ``get``);
+    from ``resume_entries`` entries on written tile by tile and resumed after a crash."""
+    return _cached("infinite-" + get, (arch.kernel_describe(), x1, x2),
+                   lambda folder: infinite_ntk(arch.ntk_limit(), x1, x2, get=get, resume_dir=folder, **kwargs),
+                   x1, x2, use_cache, resume_entries)
+
+
+def _cached(kind, parts, compute, x1, x2, use_cache, resume_entries):
+    """``cache.cached(kind, parts, ...)`` of ``compute(folder)``: ``folder`` is None, or for a
+    kernel of at least ``resume_entries`` entries ``<cache dir>/<kind>/<key>.partial``, the
+    resumable tiles (derived from the cache key: the same kernel finds them again); it is
+    removed once the kernel is in the cache."""
+    n1, n2 = len(x1), len(x1 if x2 is None else x2)
+    folder = None
+    if use_cache and n1 * n2 >= resume_entries:
+        folder = cache.cache_dir() / kind / f"{cache.key(kind, parts)}.partial"
+    value = cache.cached(kind, parts, lambda: compute(folder), enabled=use_cache, check=_shape_check(x1, x2))
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+    return value
 
 
 def _shape_check(x1, x2):

@@ -1,5 +1,13 @@
 """Shared fixtures. Real-data tests use ../shared/data/cifar10 (written once into the data
-cache in the official layout) and skip cleanly where it is absent."""
+cache in the official layout) and skip cleanly where it is absent.
+
+Markers for the current-JAX stage (``make test-current-jax``: newest jax/flax/optax, no
+neural-tangents, ``NTK_UTILS_SKIP_VERSION_CHECK=1``):
+    @pytest.mark.needs_neural_tangents   the test calls neural-tangents (the reference kernels)
+    @pytest.mark.pinned_stack            the test checks the pinned versions themselves
+Both skip, with the reason, only when NTK_UTILS_SKIP_VERSION_CHECK is set (the user opted out
+of the pinned stack); on the pinned stack they run, so a broken install still fails them.
+"""
 import os
 import pathlib
 import subprocess
@@ -9,6 +17,37 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_CIFAR = ROOT.parent / "shared" / "data" / "cifar10"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs_neural_tangents: calls neural-tangents (skipped where it cannot "
+                                       "import and NTK_UTILS_SKIP_VERSION_CHECK is set)")
+    config.addinivalue_line("markers", "pinned_stack: checks the pinned versions (skipped where "
+                                       "NTK_UTILS_SKIP_VERSION_CHECK is set)")
+
+
+def _neural_tangents_missing():
+    """Why neural-tangents cannot be imported (first line), or None."""
+    from ntk_utils._compat import neural_tangents
+    try:
+        neural_tangents()
+    except ImportError as e:
+        return str(e).splitlines()[0]
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    if not os.environ.get("NTK_UTILS_SKIP_VERSION_CHECK"):
+        return
+    pinned = pytest.mark.skip(reason="NTK_UTILS_SKIP_VERSION_CHECK is set: not the pinned stack")
+    for item in items:
+        if "pinned_stack" in item.keywords:
+            item.add_marker(pinned)
+    if any("needs_neural_tangents" in item.keywords for item in items) and (why := _neural_tangents_missing()):
+        skip = pytest.mark.skip(reason=f"needs neural-tangents: {why}")
+        for item in items:
+            if "needs_neural_tangents" in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

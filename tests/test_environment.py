@@ -34,6 +34,7 @@ def test_environment_yml_installs_the_same_set():
     assert "-e ." in pip
 
 
+@pytest.mark.pinned_stack
 def test_import_time_check_matches_pyproject_and_installed():
     pins = _pyproject_pins()
     assert {k: pins[k] for k in _compat.PINNED} == _compat.PINNED
@@ -41,6 +42,7 @@ def test_import_time_check_matches_pyproject_and_installed():
 
 
 def test_wrong_version_gives_clear_error(monkeypatch):
+    monkeypatch.delenv("NTK_UTILS_SKIP_VERSION_CHECK", raising=False)   # the check itself, on any stack
     monkeypatch.setattr(_compat, "installed_versions", lambda: {**_compat.PINNED, "jax": "0.10.2", "optax": None})
     with pytest.raises(ImportError) as e:
         _compat.check_versions()
@@ -51,6 +53,7 @@ def test_wrong_version_gives_clear_error(monkeypatch):
     _compat.check_versions()
 
 
+@pytest.mark.needs_neural_tangents
 def test_neural_tangents_imports_without_tensorflow():
     nt = _compat.neural_tangents()
     assert nt.__version__ == "0.6.5"
@@ -59,5 +62,6 @@ def test_neural_tangents_imports_without_tensorflow():
     assert "neural_tangents.experimental" in sys.modules
 
 
+@pytest.mark.pinned_stack
 def test_versions_summary_names_the_stack():
     assert "neural-tangents 0.6.5" in ntk_utils.versions_summary()

@@ -81,6 +81,7 @@ CASES = [
 F32_SYMMETRIC = ("myrtle5", "mlp-vectors-standard-bias", "conv-conv-pool3-relu")
 
 
+@pytest.mark.needs_neural_tangents
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("name,arch,shape", CASES, ids=[c[0] for c in CASES])
 def test_matches_neural_tangents(name, arch, shape, dtype):
@@ -104,6 +105,7 @@ def test_matches_neural_tangents(name, arch, shape, dtype):
             np.testing.assert_array_equal(got_ntk, got_ntk.T)
 
 
+@pytest.mark.needs_neural_tangents
 def test_single_get_and_defaults():
     """Default dtype float32, default batch size, one kernel at a time."""
     arch = models.mlp(1, 8, b_std=0.1)
@@ -162,6 +164,7 @@ def test_supports_rejects_what_it_cannot_compute():
         fast_ntk.infinite_ntk(models.mlp(1, 4), np.zeros((2, 3)), get="jacobian")
 
 
+@pytest.mark.needs_neural_tangents
 def test_layer_registry_is_what_every_interpreter_reads(monkeypatch):
     """A new layer kind registered in models.LAYERS builds in flax, and fast_ntk refuses it by
     name (kernels.infinite_ntk then warns that it falls back to neural-tangents)."""

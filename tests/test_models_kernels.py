@@ -69,6 +69,7 @@ def test_empirical_ntk_symmetric_psd_and_tiling_invariant():
     np.testing.assert_allclose(k, k_one_tile, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.needs_neural_tangents
 def test_implementations_agree(monkeypatch):
     arch = models.myrtle(5, 8)
     x = _images(4, 4)
@@ -91,6 +92,7 @@ def _mean_entk_error(depth_width, x, kinf, inits):
     return np.linalg.norm(np.mean(ks, 0) - kinf) / np.linalg.norm(kinf)
 
 
+@pytest.mark.needs_neural_tangents
 @pytest.mark.slow
 def test_finite_entk_approaches_infinite_ntk_with_width():
     """The flax network and the stax kernel are the same architecture in the same parameterization:
@@ -103,6 +105,7 @@ def test_finite_entk_approaches_infinite_ntk_with_width():
     assert wide < narrow / 2, (narrow, wide)
 
 
+@pytest.mark.needs_neural_tangents
 def test_standard_parameterization_differs_from_ntk_kernel():
     """A check that the parameterization reaches both views: same function class, other kernel."""
     x = _images(4, 4)

@@ -1,0 +1,423 @@
+"""What a grid costs before it runs: kernel entries, training steps and device-hours per cell.
+
+    python -m ntk_utils.estimate parameters/paper.yaml     # (also: python -m ntk_utils.grid estimate ...)
+
+Each cell of a grid file (``grid.load_grid``) is read as its notebook reads it
+(``params.build``: the Setup and the notebook's own options, defaults filled in), and the work
+of its section (``ntk_utils/sections/*.py``) is listed: D = len(data_seeds) data draws, S =
+len(seeds) seeds, T = n_test test images, N = max(n_values)::
+
+    notebook            networks trained                          eNTK                            infinite NTK
+    primer              one per width, full batch, ``steps``      Θ_0, Θ_T on n_train; Θ_0 test   mlp, n_train
+    01_data_scaling     D S per n of n_values                     D S at init, on N               D, on N
+    02_width            D S per n per width of widths_scaling;    D S per width of both sweeps,   D on max(N, n_fixed);
+                        D S per width of widths_sweep and         at init, on n_fixed             D (cnn5) on n_fixed
+                        cnn5_widths, on n_fixed
+    03_hyperparameters  D S per n per variant (its recipe)        D S at init, on N               D, on N
+    04_after_kernel     D S per m of n_values, m_values, m_fixed  after-kernels (_after_kernel)   -
+    05_kernel_dynamics  D S on n_train (snapshots), D S per n     D S per snapshot: pool, fresh   -
+
+A kernel on n training images with themselves computes n(n+1)/2 entries (the tiles on and above
+the diagonal), and T·n more against the test set. Each cell is counted on its own, and the grid
+once more with every network and kernel counted once (:class:`Work` keys them as the disk cache
+does), as when the cells run one after another and read what others computed from the cache
+(01 and 03 share kernels and networks, 04 and 05 networks of 01, a cell over several draws those
+of the per-draw cells).
+
+Time model, with the measured :class:`Rates` of one device (:data:`CPU`: a 2-core CPU, so its
+hours are CPU-hours; ``benchmarks/bench_roofline.py --rates`` measures them on another device):
+
+    training      F · (3 · batch · steps + val_size · steps / eval_every + n + T) / train_flops
+                  + train_call_seconds                                               per network
+    eNTK          3 F · examples / jacobian_flops + 2 P · products / matmul_flops + entk_call_seconds
+                                                                                     per kernel
+    infinite NTK  entries · fast_ntk_seconds[image size] · (its FLOPs per pair / Myrtle-5's)
+
+F is the forward FLOPs of one example and P the parameter count (:func:`network_cost`); a
+backward pass costs two forwards. For the eNTK, where ``kernels.empirical_ntk`` keeps every
+Jacobian (they fit in ``kernels.JACOBIAN_BYTES`` and P <= ``kernels.FULL_JACOBIAN_MAX_PARAMS``)
+``examples`` = n1 + n2 and one product J1 J2ᵀ makes all n1 · n2 ``products`` (the whole matrix,
+even for x1 with itself); otherwise (``kernels.tiled_kernel``) every pair of tiles of t images
+recomputes both tiles' Jacobians: 2 t examples and t² products per tile, t as
+``kernels._auto_tile`` picks it. The infinite NTK's FLOPs per pair are counted from fast_ntk's
+recursion (:func:`infinite_ntk_work`). Not counted: kernel-regression solves (benchmarks/README.md:
+3.9 s at n = 8000 on this CPU, growing as n³), data loading, figures.
+"""
+import dataclasses
+import math
+import sys
+
+from ntk_utils import kernels, models, params, sections
+
+CHANNELS = 3   # every task's images are RGB
+
+# ---------------------------------------------------------------- measured rates
+
+@dataclasses.dataclass(frozen=True)
+class Rates:
+    """What one device does per second, measured by ``python benchmarks/bench_roofline.py --rates``
+    (which prints a Rates to paste here), for the time model of the module docstring."""
+    device: str                # the machine, and when it was measured
+    fast_ntk_seconds: dict     # image size -> seconds per pair, Myrtle-5 infinite NTK (float32)
+    matmul_flops: float        # float32 matrix product (jnp.dot, 2048²): the eNTK's Jacobian contraction
+    train_flops: float         # training steps, batch 128 (3 F per example and step)
+    jacobian_flops: float      # per-example gradients (kernels.jacobian_fn, chunks of 256): 3 F per example
+    train_call_seconds: float  # per network: compiling its step
+    entk_call_seconds: float   # per eNTK call: compiling the Jacobian (kernels.empirical_ntk jits per call)
+    tile_elements: float = 6e7   # kernels._auto_tile: tile x P per Jacobian (CPU; GPUs: free memory / 8)
+
+
+# `python benchmarks/bench_roofline.py --rates` on the 2-core CPU, nothing else running.
+# Its check at width 32, 16x16 px: training step 0.0130 s (model 0.0122), eNTK of 256 images
+# 0.43 s (model 0.54). Against the measured grids (benchmarks/README.md, same machine): cpu.yaml
+# 0.64 h estimated vs 0.87 h measured, its first 01 cell 580 s vs 718 s, quick.yaml 0.080 h vs
+# 0.117 h; the difference is what the model leaves out (solves, notebook start-up, bootstrap,
+# figures). The same rates measured with other jobs on the machine (load ~7) were 2-4x lower.
+CPU = Rates(device="2-core AMD EPYC CPU, jax 0.5.3, 2026-11-30",
+            fast_ntk_seconds={8: 1.75e-05, 16: 0.000422, 32: 0.00497},
+            matmul_flops=438e9, train_flops=209e9, jacobian_flops=25.3e9, train_call_seconds=0.44,
+            entk_call_seconds=0.33)
+
+
+# ---------------------------------------------------------------- per network / kernel
+
+def network_cost(arch, image_size, channels=CHANNELS):
+    """(F, P): forward FLOPs of one example (2 per multiply-add of the Conv / Dense layers) and
+    the number of parameters of ``arch`` on image_size x image_size x channels inputs."""
+    h = w = image_size
+    c, flops, count = channels, 0, 0
+    bias = arch.b_std is not None
+    for layer in arch.layers:
+        if layer.kind == "conv":
+            weights = layer.size ** 2 * c * layer.width
+            flops += 2 * h * w * weights
+            count += weights + bias * layer.width
+            c = layer.width
+        elif layer.kind == "dense":
+            flops += 2 * h * w * c * layer.width     # on pixels when before Flatten / GlobalAvgPool
+            count += c * layer.width + bias * layer.width
+            c = layer.width
+        elif layer.kind == "avgpool":
+            h, w = h // layer.window, w // layer.window
+        elif layer.kind == "global_avgpool":
+            h = w = 1
+        elif layer.kind == "flatten":
+            h, w, c = 1, 1, h * w * c
+    return flops, count
+
+
+RELU_FLOPS = 38   # fast_ntk._relu per element, float32 (degree-9 arccos polynomial: 18, 3 sqrt)
+
+
+def infinite_ntk_work(arch, image_size, channels=CHANNELS):
+    """(FLOPs, bytes, largest state bytes) of one image pair's infinite NTK, counted layer by
+    layer from fast_ntk's recursion (float32; E = the layer's pixel-pair elements H²W²; m = 1
+    array Σ or 2, Σ and Θ):
+
+        input        2 C FLOPs per element                  writes Σ: 4 bytes
+        conv k       m (2k - 1)  (k shifted sums per axis)  reads and writes the state: 8 m
+        relu         38 + the conv's affine (1, or 3 with Θ)  reads 4 m, writes Σ', Θ': 8
+        avgpool w    m                                      4 m (1 + 1/w⁴)
+        global pool  m                                      4 m
+        dense        3 per pair after pooling (left out before: on pixels it is an affine)
+
+    Bytes are the compulsory traffic of evaluating layer by layer, each output materialised once
+    (benchmarks/bench_roofline.py compares both with what fast_ntk achieves).
+    """
+    elements = (image_size * image_size) ** 2
+    m, affine = 1, 1
+    flops, moved = 2 * channels * elements, 4 * elements
+    largest = moved
+    for layer in arch.layers:
+        if layer.kind == "conv":
+            flops += m * (2 * layer.size - 1) * elements
+            moved += 8 * m * elements
+            affine = 1 + 2 * (m == 2)    # applied inside the next ReLU (fast_ntk._kernel_ops)
+        elif layer.kind == "dense":
+            affine = 1 + 2 * (m == 2)
+            if elements == 1:
+                flops += affine
+        elif layer.kind == "relu":
+            flops += (RELU_FLOPS + affine) * elements
+            moved += (4 * m + 8) * elements
+            m = 2
+        elif layer.kind == "avgpool":
+            out = elements // layer.window ** 4
+            flops += m * elements
+            moved += 4 * m * (elements + out)
+            elements = out
+        elif layer.kind in ("global_avgpool", "flatten"):
+            flops += m * elements
+            moved += 4 * m * elements
+            elements = 1
+        largest = max(largest, 4 * m * elements)
+    return flops, moved, largest
+
+
+def _tile(count, rates):
+    """kernels._auto_tile for a network of ``count`` parameters."""
+    return int(min(512, max(8, 2 ** int(math.log2(max(1, rates.tile_elements // max(1, count)))))))
+
+
+def entk_seconds(arch, image_size, n1, n2=None, rates=CPU):
+    """Seconds of ``kernels.empirical_ntk`` ("auto") for K(x1, x2), len(x1) = n1, x2 of n2 images
+    or None (x1 with itself), by the time model of the module docstring."""
+    forward, count = network_cost(arch, image_size)
+    n_total = n1 + (n2 or 0)
+    if n_total * count * 4 <= kernels.JACOBIAN_BYTES and count <= kernels.FULL_JACOBIAN_MAX_PARAMS:
+        examples, products = n_total, n1 * (n2 or n1)      # one product J1 J2ᵀ, the whole matrix
+    else:   # kernels.tiled_kernel: tiles padded to t images, each pair of tiles computes both Jacobians
+        t = _tile(count, rates)
+        tiles = kernel_entries(-(-n1 // t), None if n2 is None else -(-n2 // t))
+        examples, products = 2 * t * tiles, t * t * tiles
+    return (3 * forward * examples / rates.jacobian_flops + 2 * count * products / rates.matmul_flops
+            + rates.entk_call_seconds)
+
+
+def infinite_seconds(arch, image_size, n1, n2=None, rates=CPU):
+    """Seconds of the fast infinite NTK of ``arch`` for K(x1, x2): the measured Myrtle-5 rate at the
+    nearest measured image size, scaled by the FLOPs per pair."""
+    near = min(rates.fast_ntk_seconds, key=lambda s: abs(math.log(s / image_size)))
+    ratio = infinite_ntk_work(arch, image_size)[0] / infinite_ntk_work(models.myrtle(5, 1), near)[0]
+    return kernel_entries(n1, n2) * rates.fast_ntk_seconds[near] * ratio
+
+
+def kernel_entries(n1, n2=None):
+    """Entries computed for K(x1, x2): n1 (n1 + 1) / 2 for x1 with itself (n2 None), else n1 n2."""
+    return n1 * (n1 + 1) // 2 if n2 is None else n1 * n2
+
+
+# ---------------------------------------------------------------- what a cell computes
+
+@dataclasses.dataclass
+class Work:
+    """What a cell computes: each network and kernel once, under a key that names it as the disk
+    cache does (architecture, data draw, sizes, recipe with seed, parameters), so that the union
+    of several cells' Work is what they compute together when shared results come from the cache.
+
+    ``data`` (task, classes) with the image size, validation size and a data seed names the
+    images of one data draw (experiments.load); n_test, val_size enter the training cost."""
+    image_size: int
+    val_size: int = 0
+    n_test: int = 0
+    data: tuple = ()
+    networks: dict = dataclasses.field(default_factory=dict)   # key -> (arch, image size, n, recipe, val, T)
+    entk: dict = dataclasses.field(default_factory=dict)       # key -> (arch, image size, n1, n2 or None)
+    infinite: dict = dataclasses.field(default_factory=dict)   # key -> (arch, image size, n1, n2 or None)
+
+    def draw(self, seed, task=None):
+        """The key of data draw ``seed`` (of another ``task``: panel (c) of notebook 02)."""
+        data = self.data if task in (None, self.data[0]) else (task, None)
+        return data + (self.image_size, self.val_size, seed)
+
+    def train(self, arch, draw, n, recipe):
+        """A network trained on the first n pool samples of ``draw``; returns its key."""
+        key = ("network", arch, draw, n, recipe)
+        self.networks[key] = (arch, self.image_size, n, recipe, self.val_size, self.n_test)
+        return key
+
+    def kernel(self, kind, arch, draw, n, params=None, samples="pool", test=True):
+        """K(X, X) on the first n images of ``samples`` ("pool", or ("fresh", pool size)) of
+        ``draw`` and, with ``test``, K(X_test, X): the eNTK ("entk") of ``arch`` at ``params``
+        (("init", seed) or a network's key), or its infinite NTK ("infinite")."""
+        calls = self.entk if kind == "entk" else self.infinite
+        key = (kind, arch.kernel_describe() if kind == "infinite" else arch, params, draw, samples, n)
+        calls[key] = (arch, self.image_size, n, None)
+        if test:
+            calls[key + ("test", self.n_test)] = (arch, self.image_size, self.n_test, n)
+
+    def update(self, other):
+        for name in ("networks", "entk", "infinite"):
+            getattr(self, name).update(getattr(other, name))
+
+    def row(self, rates=CPU):
+        """{counts and hours at ``rates``}: one row of :func:`estimate`."""
+        train_s = 0.0
+        for arch, size, n, recipe, val_size, n_test in self.networks.values():
+            forward, _ = network_cost(arch, size)
+            k = recipe.num_steps(n)
+            passes = 3 * recipe.batch(n) * k + val_size * k / recipe.eval_every + n + n_test
+            train_s += forward * passes / rates.train_flops + rates.train_call_seconds
+        entk_s = sum(entk_seconds(*call, rates) for call in self.entk.values())
+        inf_s = sum(infinite_seconds(*call, rates) for call in self.infinite.values())
+        return {"networks": len(self.networks),
+                "train_steps": sum(recipe.num_steps(n) for _, _, n, recipe, *_ in self.networks.values()),
+                "entk_entries": sum(kernel_entries(n1, n2) for *_, n1, n2 in self.entk.values()),
+                "infinite_entries": sum(kernel_entries(n1, n2) for *_, n1, n2 in self.infinite.values()),
+                "train_hours": train_s / 3600, "entk_hours": entk_s / 3600, "infinite_hours": inf_s / 3600,
+                "hours": (train_s + entk_s + inf_s) / 3600}
+
+
+def _runs(work, setup):
+    """(draw key, seed) of every run of a section: data draws x seeds."""
+    return [(work.draw(d), s) for d in setup.data_seeds for s in setup.seeds]
+
+
+def _primer(work, task, classes, image_size, n_train, n_test, widths, depth, lr, steps, seed):
+    from ntk_utils import train
+    config = train.TrainConfig(lr=lr, momentum=0.0, full_batch=True, epochs=0, min_steps=steps, schedule="constant",
+                               seed=seed)
+    work.n_test, work.data = n_test, (task, classes)
+    draw = work.draw(0)
+    for width in widths:
+        arch = models.mlp(depth, width)
+        trained = work.train(arch, draw, n_train, config)
+        work.kernel("entk", arch, draw, n_train, params=trained, test=False)   # Θ_T on the training set
+        work.kernel("entk", arch, draw, n_train, params=("init", seed))        # Θ_0, and against the test set
+    work.kernel("infinite", models.mlp(depth, 1), draw, n_train)
+
+
+def _networks(work, setup, arch, ns, recipe=None):
+    """Networks of ``arch`` on every n of ``ns`` for every run (experiments.network_outcomes)."""
+    for draw, seed in _runs(work, setup):
+        for n in ns:
+            work.train(arch, draw, n, dataclasses.replace(recipe or setup.recipe, seed=seed))
+
+
+def _entk_init(work, setup, arch, n, samples="pool"):
+    """The eNTK at each run's initialization on n samples, and against the test set."""
+    for draw, seed in _runs(work, setup):
+        work.kernel("entk", arch, draw, n, params=("init", seed), samples=samples)
+
+
+def _infinite(work, setup, arch, n, task=None):
+    for d in setup.data_seeds:
+        work.kernel("infinite", arch, work.draw(d, task), n)
+
+
+def _data_scaling(work, setup, n_values):
+    _networks(work, setup, setup.net, n_values)
+    _entk_init(work, setup, setup.net, max(n_values))
+    _infinite(work, setup, setup.net, max(n_values))
+
+
+def _width(work, setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_fallback_task,
+           cnn5_widths):
+    from ntk_utils import data
+    from ntk_utils.sections import width as section
+    _infinite(work, setup, section.myrtle(setup, 1), max(max(n_values), n_fixed))
+    for w in widths_scaling:
+        _networks(work, setup, section.myrtle(setup, w), n_values)
+    try:   # panel (c)'s task, as sections.width.check decides it
+        data.available(svhn_task)
+        side = svhn_task
+    except (data.DataError, OSError):
+        side = svhn_fallback_task
+    for make, widths, task in ((section.myrtle, widths_sweep, None), (section.cnn5, cnn5_widths, side)):
+        for w in widths:
+            arch = make(setup, w)
+            for d in setup.data_seeds:
+                for seed in setup.seeds:
+                    draw = work.draw(d, task)
+                    work.train(arch, draw, n_fixed, dataclasses.replace(setup.recipe, seed=seed))
+                    work.kernel("entk", arch, draw, n_fixed, params=("init", seed))
+    _infinite(work, setup, section.cnn5(setup, 1), n_fixed, side)
+
+
+def _hyperparameters(work, setup, n_values, lr_high, lr_low, no_momentum_lr, variants):
+    from ntk_utils.sections import hyperparameters as section
+    _entk_init(work, setup, setup.net, max(n_values))
+    _infinite(work, setup, setup.net, max(n_values))
+    table = section.variants_table(lr_high, lr_low, no_momentum_lr)
+    for name in variants:
+        _networks(work, setup, setup.net, n_values, dataclasses.replace(setup.recipe, **table[name][1]))
+
+
+def _after_kernel(work, setup, n_values, m_values, n_fit, m_fixed):
+    """As sections.after_kernel._draw: per network trained on m, its after-kernel on the pool
+    (on m if m is an n of n_values, on max(n_values) if m is in m_fixed) and on the fresh
+    samples (the same, or n_fit when m is in m_values); the eNTK at init on N and on n_fit fresh."""
+    all_m = sorted(set(n_values) | set(m_values) | set(m_fixed))
+    fresh = ("fresh", max(all_m))   # Task.fresh: the samples after the draw's pool
+    for draw, seed in _runs(work, setup):
+        for m in all_m:
+            trained = work.train(setup.net, draw, m, dataclasses.replace(setup.recipe, seed=seed))
+            pool_ns = ({m} if m in n_values else set()) | (set(n_values) if m in m_fixed else set())
+            fresh_ns = pool_ns | ({n_fit} if m in m_values else set())
+            if pool_ns:
+                work.kernel("entk", setup.net, draw, max(pool_ns), params=trained)
+            work.kernel("entk", setup.net, draw, max(fresh_ns), params=trained, samples=fresh)
+    _entk_init(work, setup, setup.net, n_fit, samples=fresh)    # K^F_0(n_fit)
+    _entk_init(work, setup, setup.net, max(n_values))           # eNTK (init)
+
+
+def _kernel_dynamics(work, setup, n_values, n_train, n_snapshots, first_snapshot, snapshot_steps, t_scaling):
+    from ntk_utils.sections import kernel_dynamics as section
+    schedule = section.snapshot_times(setup.recipe, n_train, n_snapshots, first_snapshot, snapshot_steps, t_scaling)
+    n_pool = max(n_values + [n_train])
+    for draw, seed in _runs(work, setup):
+        recipe = dataclasses.replace(setup.recipe, seed=seed, snapshot_steps=tuple(schedule.t_grid))
+        trained = work.train(setup.net, draw, n_train, recipe)
+        for t in schedule.t_grid:
+            params = ("init", seed) if t == 0 else (trained, t)    # θ_0 is the initialization
+            work.kernel("entk", setup.net, draw, n_pool, params=params)                          # K^t, pool
+            work.kernel("entk", setup.net, draw, n_train, params=params, samples=("fresh", n_pool))  # K^t, fresh
+    _networks(work, setup, setup.net, n_values)
+
+
+SECTIONS = {"primer": _primer, "data_scaling": _data_scaling, "width": _width, "hyperparameters": _hyperparameters,
+            "after_kernel": _after_kernel, "kernel_dynamics": _kernel_dynamics}
+
+
+def cell_work(notebook, parameters):
+    """The :class:`Work` of one cell (its notebook and checked parameters), or None for a notebook
+    that computes nothing to speak of (the summary)."""
+    section = sections.NOTEBOOKS.get(notebook)
+    if section not in SECTIONS:
+        return None
+    setup, options = params.build(notebook, parameters)
+    if setup is None:
+        work = Work(options["image_size"])
+        SECTIONS[section](work, **options)
+    else:
+        work = Work(setup.image_size, setup.val_size, setup.n_test, (setup.task, setup.classes))
+        SECTIONS[section](work, setup, **options)
+    return work
+
+
+def estimate(grid_file, rates=CPU):
+    """One row per cell of ``grid_file``, each cell on its own, then a row "total" for the grid:
+    each network and kernel once (later cells read what earlier ones computed from the cache).
+    A row: {"cell", "networks", "train_steps", "entk_entries", "infinite_entries", "train_hours",
+    "entk_hours", "infinite_hours", "hours"} in hours of the device ``rates`` were measured on.
+    Cells of the summary notebook (which computes nothing to speak of) are left out."""
+    from ntk_utils import grid
+    _, cells, _ = grid.load_grid(grid_file)
+    rows, everything = [], None
+    for cell in cells:
+        work = cell_work(cell.notebook, cell.parameters)
+        if work is None:
+            continue
+        rows.append({"cell": cell.id, **work.row(rates)})
+        if everything is None:
+            everything = work
+        else:
+            everything.update(work)
+    return rows + ([{"cell": "total", **everything.row(rates)}] if rows else [])
+
+
+def _count(x):
+    return f"{x / 1e9:.2f}G" if x >= 1e9 else f"{x / 1e6:.1f}M" if x >= 1e6 else f"{x:,}"
+
+
+def main(grid_file, rates=CPU):
+    """Print :func:`estimate` of ``grid_file`` as a markdown table."""
+    rows = estimate(grid_file, rates)
+    alone = sum(r["hours"] for r in rows[:-1])
+    print(f"Estimated cost of {grid_file} in hours of: {rates.device} (ntk_utils/estimate.py). A cell's row counts "
+          f"it on its own; the total counts each network and kernel once, as the cache shares them "
+          f"(the cells on their own: {alone:.3g} h).\n")
+    print("| cell | networks | training steps | eNTK entries | infinite-NTK entries | training h | eNTK h "
+          "| infinite NTK h | total h |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        hours = " | ".join(f"{r[k]:.3g}" for k in ("train_hours", "entk_hours", "infinite_hours", "hours"))
+        name = "**total**" if r is rows[-1] else r["cell"]
+        print(f"| {name} | {r['networks']} | {r['train_steps']:,} | {_count(r['entk_entries'])} "
+              f"| {_count(r['infinite_entries'])} | {hours} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m ntk_utils.estimate GRID_FILE")
+    main(sys.argv[1])
