@@ -17,6 +17,10 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_CIFAR = ROOT.parent / "shared" / "data" / "cifar10"
+# The shared parameters of the section tests: the generated task, a tiny network and recipe.
+TINY = {"task": "synthetic-bin", "image_size": 8, "width": 4, "epochs": 1, "min_steps": 10, "n_test": 64,
+        "val_size": 32, "n_boot": 100}
+STATUSES = ("held", "not held", "inconclusive")
 
 
 def pytest_configure(config):

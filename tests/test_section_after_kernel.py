@@ -9,11 +9,9 @@ matplotlib.use("Agg")
 
 from ntk_utils import params, plotting, results, setup as shared  # noqa: E402
 from ntk_utils.sections import after_kernel  # noqa: E402
+from tests.conftest import STATUSES, TINY  # noqa: E402
 
-TINY = {"task": "synthetic-bin", "image_size": 8, "width": 4, "epochs": 1, "min_steps": 10, "n_test": 64,
-        "val_size": 32, "n_boot": 100}
 OPTIONS = {"n_values": [16, 32], "m_values": [16, 32, 48], "n_fit": 16, "m_fixed": [48]}
-STATUSES = ("held", "not held", "inconclusive")
 
 
 @pytest.fixture

@@ -10,11 +10,9 @@ matplotlib.use("Agg")
 
 from ntk_utils import params, results, setup as shared  # noqa: E402
 from ntk_utils.sections import hyperparameters  # noqa: E402
+from tests.conftest import STATUSES, TINY  # noqa: E402
 
-TINY = {"task": "synthetic-bin", "image_size": 8, "width": 4, "epochs": 1, "min_steps": 10, "n_test": 64,
-        "val_size": 32, "n_boot": 100}
 OPTIONS = {"n_values": [16, 32], "lr_high": 0.2, "lr_low": 0.02, "no_momentum_lr": 0.5, "variants": ["lr_high", "gd"]}
-STATUSES = ("held", "not held", "inconclusive")
 
 
 @pytest.fixture

@@ -10,12 +10,10 @@ matplotlib.use("Agg")
 
 from ntk_utils import params, plotting, results, setup as shared, train  # noqa: E402
 from ntk_utils.sections import kernel_dynamics  # noqa: E402
+from tests.conftest import STATUSES, TINY  # noqa: E402
 
-TINY = {"task": "synthetic-bin", "image_size": 8, "width": 4, "epochs": 1, "min_steps": 10, "n_test": 64,
-        "val_size": 32, "n_boot": 100}
 OPTIONS = {"n_values": [16, 32], "n_train": 32, "n_snapshots": 3, "first_snapshot": 2, "snapshot_steps": [],
            "t_scaling": [0, -1]}
-STATUSES = ("held", "not held", "inconclusive")
 T_GRID = [0, 2, 4, 10]          # 10 steps at n_train = 32 (min_steps); geomspace(2, 10, 3) = 2, 4.5, 10
 
 

@@ -9,12 +9,11 @@ matplotlib.use("Agg")
 
 from ntk_utils import data, models, params, results, setup as shared  # noqa: E402
 from ntk_utils.sections import width  # noqa: E402
+from tests.conftest import STATUSES, TINY  # noqa: E402
 
-TINY = {"task": "synthetic-bin", "image_size": 8, "width": 4, "epochs": 1, "min_steps": 10, "n_test": 64,
-        "val_size": 32, "n_boot": 100, "parameterization": "ntk", "lr": 8.0}
+TINY = {**TINY, "parameterization": "ntk", "lr": 8.0}   # notebook 02's parameterization
 OPTIONS = {"n_values": [16, 32], "widths_scaling": [2, 4], "widths_sweep": [2, 4, 8], "n_fixed": 16,
            "svhn_task": "synthetic-bin", "svhn_fallback_task": "synthetic-bin", "cnn5_widths": [2, 4, 8]}
-STATUSES = ("held", "not held", "inconclusive")
 CURVES = ["network (width 2)", "network (width 4)", "infinite NTK", "(b) network", "(b) eNTK (init)",
           "(c) network", "(c) eNTK (init)", "(b) infinite NTK", "(c) infinite NTK"]
 
