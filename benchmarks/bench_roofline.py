@@ -2,7 +2,8 @@
 
     python benchmarks/bench_roofline.py                  # 8, 16 and 32 px (about a minute on 2 CPU cores)
     python benchmarks/bench_roofline.py --sizes 32 --reps 2
-    python benchmarks/bench_roofline.py --rates          # this device's ntk_utils.estimate.Rates (~3 min)
+    python benchmarks/bench_roofline.py --rates rates.json   # this device's estimate.Rates (~3 min), then
+    python -m ntk_utils.grid estimate parameters/paper.yaml --rates rates.json
 
 One run measures the machine and fast_ntk, so the fractions compare numbers taken together:
 
@@ -124,10 +125,11 @@ def network_timings(width, size, reps):
                 entk256=best_time(lambda: kernels.empirical_ntk(apply, params, x[:256]), reps))
 
 
-def measure_rates(reps):
-    """Print the :class:`ntk_utils.estimate.Rates` of this device: fast_ntk's seconds per pair at
-    each image size of CASES, the matrix product, and Myrtle-5's (standard parameterization) rates
-    at width 64, 8x8 px; then check the model they make at width 32, 16x16 px."""
+def measure_rates(reps, path):
+    """Write (to the JSON file ``path``) and print the :class:`ntk_utils.estimate.Rates` of this
+    device: fast_ntk's seconds per pair at each image size of CASES, the matrix product, the DRAM
+    bandwidth, and Myrtle-5's (standard parameterization) rates at width 64, 8x8 px; then check
+    the model they make at width 32, 16x16 px."""
     fast = {}
     for size, (n, b) in cases().items():
         _, seconds, pairs = fast_ntk_case(size, n, b, reps)
@@ -142,10 +144,15 @@ def measure_rates(reps):
         jacobian_flops=float(f"{3 * t['forward'] * 1024 / t['jacobians']:.3g}"),
         # a 50-step fit less its steps and its final pass over the 1024 training images
         train_call_seconds=round(t["fit50"] - 50 * t["step"] - t["forward"] * 1024 / train_flops, 2),
-        entk_call_seconds=0.0)
+        entk_call_seconds=0.0, memory_bandwidth=float(f"{add_bandwidth(DRAM_ELEMENTS, reps):.3g}"))
+    free = fast_ntk.free_memory(jax.local_devices())
+    if free is not None:                       # as kernels._auto_tile sizes Jacobian tiles on GPUs
+        rates = dataclasses.replace(rates, tile_elements=float(f"{free / 4 / 8:.3g}"))
     compute = estimate.entk_seconds(t["arch"], 8, 256, rates=rates)
     rates = dataclasses.replace(rates, entk_call_seconds=round(t["entk256"] - compute, 2))
+    rates.save(path)
     print(rates)
+    print(f"written to {path}: python -m ntk_utils.grid estimate parameters/paper.yaml --rates {path}")
     check = network_timings(32, 16, reps)
     print(f"check, width 32 at 16x16 px: training step {check['step']:.4f} s (model: "
           f"{3 * check['forward'] * 128 / rates.train_flops:.4f}); eNTK of 256 images {check['entk256']:.2f} s "
@@ -157,10 +164,10 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=sorted(CASES))
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--matmul", type=int, default=2048)
-    parser.add_argument("--rates", action="store_true", help="measure the constants of ntk_utils/estimate.py")
+    parser.add_argument("--rates", metavar="FILE", help="measure this device's ntk_utils.estimate.Rates into FILE")
     args = parser.parse_args()
     if args.rates:
-        return measure_rates(args.reps)
+        return measure_rates(args.reps, args.rates)
 
     peak = matmul_flops(args.matmul, args.reps)
     dram = add_bandwidth(DRAM_ELEMENTS, args.reps)

@@ -1,6 +1,6 @@
 """What a grid costs before it runs: kernel entries, training steps and device-hours per cell.
 
-    python -m ntk_utils.estimate parameters/paper.yaml     # (also: python -m ntk_utils.grid estimate ...)
+    python -m ntk_utils.grid estimate parameters/paper.yaml [--rates cpu | h200-spec | rates.json]
 
 Each cell of a grid file (``grid.load_grid``) is read as its notebook reads it
 (``params.build``: the Setup and the notebook's own options, defaults filled in), and the work
@@ -24,8 +24,9 @@ does), as when the cells run one after another and read what others computed fro
 (01 and 03 share kernels and networks, 04 and 05 networks of 01, a cell over several draws those
 of the per-draw cells).
 
-Time model, with the measured :class:`Rates` of one device (:data:`CPU`: a 2-core CPU, so its
-hours are CPU-hours; ``benchmarks/bench_roofline.py --rates`` measures them on another device):
+Time model, with the :class:`Rates` of one device (``--rates``: :data:`CPU`, measured on a 2-core
+CPU, so its hours are CPU-hours; :data:`H200_SPEC`, derived from a GPU's specification, not
+measured; or a file that ``benchmarks/bench_roofline.py --rates FILE`` measured on your device):
 
     training      F · (3 · batch · steps + val_size · steps / eval_every + n + T) / train_flops
                   + train_call_seconds                                               per network
@@ -43,9 +44,11 @@ recomputes both tiles' Jacobians: 2 t examples and t² products per tile, t as
 recursion (:func:`infinite_ntk_work`). Not counted: kernel-regression solves (benchmarks/README.md:
 3.9 s at n = 8000 on this CPU, growing as n³), data loading, figures.
 """
+import argparse
 import dataclasses
+import json
 import math
-import sys
+import os
 
 from ntk_utils import kernels, models, params, sections
 
@@ -55,8 +58,9 @@ CHANNELS = 3   # every task's images are RGB
 
 @dataclasses.dataclass(frozen=True)
 class Rates:
-    """What one device does per second, measured by ``python benchmarks/bench_roofline.py --rates``
-    (which prints a Rates to paste here), for the time model of the module docstring."""
+    """What one device does per second, measured by ``python benchmarks/bench_roofline.py --rates
+    FILE`` (a JSON file that ``grid estimate --rates FILE`` reads), for the time model of the
+    module docstring."""
     device: str                # the machine, and when it was measured
     fast_ntk_seconds: dict     # image size -> seconds per pair, Myrtle-5 infinite NTK (float32)
     matmul_flops: float        # float32 matrix product (jnp.dot, 2048²): the eNTK's Jacobian contraction
@@ -65,6 +69,29 @@ class Rates:
     train_call_seconds: float  # per network: compiling its step
     entk_call_seconds: float   # per eNTK call: compiling the Jacobian (kernels.empirical_ntk jits per call)
     tile_elements: float = 6e7   # kernels._auto_tile: tile x P per Jacobian (CPU; GPUs: free memory / 8)
+    memory_bandwidth: float = 0.0  # bytes/s of c = a + b on arrays beyond any cache (bench_roofline)
+
+    @classmethod
+    def load(cls, path):
+        """Rates from the JSON file ``bench_roofline.py --rates FILE`` wrote."""
+        with open(path) as f:
+            fields = json.load(f)
+        fields["fast_ntk_seconds"] = {int(k): v for k, v in fields["fast_ntk_seconds"].items()}
+        return cls(**fields)
+
+    def save(self, path):
+        with open(path, "w") as f:
+            json.dump(dataclasses.asdict(self), f, indent=1)
+
+    def scaled(self, device, matmul_flops, memory_bandwidth, memory_bytes):
+        """Rates of another device, assumed to reach the fractions of its limits that this one
+        reached of its own: compute rates scale with the matrix-product FLOP/s, the (memory-bound,
+        bench_roofline) fast_ntk with the memory bandwidth; Jacobian tiles take a quarter of its
+        memory, as ``kernels._auto_tile`` sizes them on GPUs. Compilation times are kept (host work)."""
+        compute, memory = matmul_flops / self.matmul_flops, memory_bandwidth / self.memory_bandwidth
+        return Rates(device, {s: t / memory for s, t in self.fast_ntk_seconds.items()}, matmul_flops,
+                     self.train_flops * compute, self.jacobian_flops * compute, self.train_call_seconds,
+                     self.entk_call_seconds, tile_elements=memory_bytes / 4 / 8, memory_bandwidth=memory_bandwidth)
 
 
 # `python benchmarks/bench_roofline.py --rates` on the 2-core CPU, nothing else running.
@@ -73,10 +100,34 @@ class Rates:
 # 0.64 h estimated vs 0.87 h measured, its first 01 cell 580 s vs 718 s, quick.yaml 0.080 h vs
 # 0.117 h; the difference is what the model leaves out (solves, notebook start-up, bootstrap,
 # figures). The same rates measured with other jobs on the machine (load ~7) were 2-4x lower.
+# Memory bandwidth: bench_roofline's DRAM row, 41.8 GB/s (2026-11-30).
 CPU = Rates(device="2-core AMD EPYC CPU, jax 0.5.3, 2026-11-30",
             fast_ntk_seconds={8: 1.75e-05, 16: 0.000422, 32: 0.00497},
             matmul_flops=438e9, train_flops=209e9, jacobian_flops=25.3e9, train_call_seconds=0.44,
-            entk_call_seconds=0.33)
+            entk_call_seconds=0.33, memory_bandwidth=41.8e9)
+
+# NOT MEASURED: one NVIDIA H200 from its specification sheet (4.8 TB/s HBM3e, 141 GB, 67 TFLOP/s
+# float32 without tensor cores, of which we assume 50 achieved by a float32 matrix product), with
+# the fractions of those limits that this package reached on the CPU (Rates.scaled). A planning
+# figure until a GPU run measures its rates (`bench_roofline.py --rates FILE` on that GPU).
+# Likely pessimistic: per-example Jacobians reached only 6% of the CPU's matrix-product rate.
+H200_SPEC = CPU.scaled("NVIDIA H200 from its specification sheet, with the CPU's efficiencies (not measured)",
+                       matmul_flops=50e12, memory_bandwidth=4.8e12, memory_bytes=141e9)
+
+RATES = {"cpu": CPU, "h200-spec": H200_SPEC}
+
+
+def rates_named(name):
+    """:data:`RATES`[name], or the Rates in the JSON file ``name``; ValueError otherwise."""
+    if name in RATES:
+        return RATES[name]
+    if not os.path.exists(name):
+        raise ValueError(f"rates {name!r}: neither one of {sorted(RATES)} nor a file "
+                         "(python benchmarks/bench_roofline.py --rates FILE writes one)")
+    try:
+        return Rates.load(name)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise ValueError(f"rates file {name}: not what bench_roofline.py --rates writes ({e!r})") from None
 
 
 # ---------------------------------------------------------------- per network / kernel
@@ -379,21 +430,38 @@ def estimate(grid_file, rates=CPU):
     """One row per cell of ``grid_file``, each cell on its own, then a row "total" for the grid:
     each network and kernel once (later cells read what earlier ones computed from the cache).
     A row: {"cell", "networks", "train_steps", "entk_entries", "infinite_entries", "train_hours",
-    "entk_hours", "infinite_hours", "hours"} in hours of the device ``rates`` were measured on.
-    Cells of the summary notebook (which computes nothing to speak of) are left out."""
+    "entk_hours", "infinite_hours", "hours", "added_hours"} in hours of the device ``rates`` were
+    measured on; "added_hours": what the cell adds when the cells run in the grid file's order
+    (what earlier cells computed comes from the cache). Cells of the summary notebook (which
+    computes nothing to speak of) are left out."""
     from ntk_utils import grid
     _, cells, _ = grid.load_grid(grid_file)
-    rows, everything = [], None
+    rows, everything, so_far = [], None, 0.0
     for cell in cells:
         work = cell_work(cell.notebook, cell.parameters)
         if work is None:
             continue
-        rows.append({"cell": cell.id, **work.row(rates)})
+        row = {"cell": cell.id, **work.row(rates)}
         if everything is None:
-            everything = work
-        else:
-            everything.update(work)
-    return rows + ([{"cell": "total", **everything.row(rates)}] if rows else [])
+            everything = dataclasses.replace(work, networks={}, entk={}, infinite={})
+        everything.update(work)
+        total = everything.row(rates)["hours"]
+        rows.append({**row, "added_hours": total - so_far})
+        so_far = total
+    if not rows:
+        return []
+    return rows + [{"cell": "total", **everything.row(rates), "added_hours": so_far}]
+
+
+def notebook_hours(rows):
+    """{notebook: hours} from :func:`estimate`'s rows: each notebook's cells' added hours, i.e.
+    its time on one device when the grid runs in order (what it shares with earlier notebooks
+    computed by them)."""
+    out = {}
+    for r in rows[:-1]:
+        notebook = r["cell"].split("/")[0]
+        out[notebook] = out.get(notebook, 0.0) + r["added_hours"]
+    return out
 
 
 def _count(x):
@@ -408,16 +476,25 @@ def main(grid_file, rates=CPU):
           f"it on its own; the total counts each network and kernel once, as the cache shares them "
           f"(the cells on their own: {alone:.3g} h).\n")
     print("| cell | networks | training steps | eNTK entries | infinite-NTK entries | training h | eNTK h "
-          "| infinite NTK h | total h |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| infinite NTK h | total h | added h (in order) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         hours = " | ".join(f"{r[k]:.3g}" for k in ("train_hours", "entk_hours", "infinite_hours", "hours"))
         name = "**total**" if r is rows[-1] else r["cell"]
         print(f"| {name} | {r['networks']} | {r['train_steps']:,} | {_count(r['entk_entries'])} "
-              f"| {_count(r['infinite_entries'])} | {hours} |")
+              f"| {_count(r['infinite_entries'])} | {hours} | {r['added_hours']:.3g} |")
+    print("\nPer notebook, its cells run in the grid file's order on one device (what earlier notebooks "
+          "computed comes from the cache):\n")
+    print("| notebook | hours |")
+    print("|---|---|")
+    for notebook, hours in notebook_hours(rows).items():
+        print(f"| {notebook} | {hours:.3g} |")
+    print(f"| **grid** | {rows[-1]['hours']:.3g} |")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m ntk_utils.estimate GRID_FILE")
-    main(sys.argv[1])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("grid_file")
+    parser.add_argument("--rates", default="cpu", help=f"one of {sorted(RATES)} or a JSON file of bench_roofline.py")
+    args = parser.parse_args()
+    main(args.grid_file, rates_named(args.rates))

@@ -772,6 +772,8 @@ def main(argv=None):
     p.add_argument("--workers", type=int, help="cells at a time (local default: one per GPU, else 1; slurm: no cap)")
     p = sub.add_parser("estimate", help="each cell's kernel entries, training steps and estimated device-hours")
     p.add_argument("grid_file")
+    p.add_argument("--rates", default="cpu", help="the device: cpu (measured), h200-spec (from its specification "
+                                                  "sheet), or a JSON file of benchmarks/bench_roofline.py --rates")
     p = sub.add_parser("compare", help="is a fresh grid folder within noise of a reference one? (exit 0/1)")
     p.add_argument("fresh", help="e.g. outputs/runs/quick")
     p.add_argument("reference", help="e.g. outputs/reference/quick")
@@ -788,7 +790,12 @@ def main(argv=None):
             return 0
         if args.command == "estimate":
             import importlib   # its own module (measured rates); imported only when asked for
-            return importlib.import_module("ntk_utils.estimate").main(args.grid_file) or 0
+            estimate = importlib.import_module("ntk_utils.estimate")
+            try:
+                rates = estimate.rates_named(args.rates)
+            except ValueError as e:
+                raise GridError(str(e)) from None
+            return estimate.main(args.grid_file, rates) or 0
         failed = run(args.grid_file, only=args.only, dry_run=args.dry_run, force=args.force, root=args.root,
                      summary=not args.no_summary, executor=args.executor, workers=args.workers)
     except GridError as e:

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from ntk_utils import cache, data
+from ntk_utils import cache, data, regression
 from ntk_utils.paths import REPO_ROOT, atomic_write
 
 STARTED = time.time()   # import time of this module ~ start of the notebook's kernel
@@ -51,7 +51,8 @@ def git_commit():
 
 def metadata():
     """Package versions, device, git commit, host and timing of this process; its cache use,
-    the data files it read and the code fingerprint of its cache keys."""
+    the data files it read, its kernel-regression solves (regression.solve_stats) and the code
+    fingerprint of its cache keys."""
     import jax
     import ntk_utils
     device = jax.devices()[0]
@@ -60,7 +61,8 @@ def metadata():
             "cpu_count": os.cpu_count(), "host": platform.node(), "git_commit": git_commit(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(STARTED)),
             "wall_seconds": round(time.time() - STARTED, 2),
-            "code_fingerprint": cache.code_fingerprint(), "cache": cache.stats(), "data": data.files_fingerprint()}
+            "code_fingerprint": cache.code_fingerprint(), "cache": cache.stats(),
+            "solves": regression.solve_stats(), "data": data.files_fingerprint()}
 
 
 def collect_parameters(namespace, before):

@@ -34,6 +34,18 @@ def test_environment_yml_installs_the_same_set():
     assert "-e ." in pip
 
 
+def test_current_jax_stage_keeps_every_other_pin():
+    """requirements-current-jax.txt changes only jax, jaxlib, flax and optax (to their newest
+    versions) and drops neural-tangents: every other dependency is pyproject's, at its pin."""
+    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements-current-jax.txt").read_text().splitlines()]
+    current = dict(line.split("==") for line in lines if line)
+    pinned = _pyproject_pins()
+    stack = {"jax", "jaxlib", "flax", "optax"}
+    assert set(current) == set(pinned) - {"neural-tangents"}
+    assert {k: v for k, v in current.items() if k not in stack} == {k: pinned[k] for k in current if k not in stack}
+    assert all(current[k] != pinned[k] for k in stack - {"optax"})   # newer jax, jaxlib, flax (optax: same release)
+
+
 @pytest.mark.pinned_stack
 def test_import_time_check_matches_pyproject_and_installed():
     pins = _pyproject_pins()

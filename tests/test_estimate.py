@@ -49,6 +49,12 @@ def test_counts_by_hand(tiny_grid):
         assert r["train_hours"] > 0 and r["entk_hours"] > 0
     assert one["infinite_hours"] > 0 and five["infinite_hours"] == 0
     assert total["hours"] < one["hours"] + five["hours"]
+    # In grid order: 01 adds all it computes, 05 only what 01 did not compute; per notebook the same.
+    assert one["added_hours"] == pytest.approx(one["hours"])
+    assert five["added_hours"] == pytest.approx(total["hours"] - one["hours"])
+    assert five["added_hours"] < five["hours"]
+    assert estimate.notebook_hours(list(rows.values())) == pytest.approx(
+        {"01_data_scaling": one["added_hours"], "05_kernel_dynamics": five["added_hours"]})
 
 
 def test_main_prints_every_cell_and_the_total(tiny_grid, capsys):
@@ -57,6 +63,7 @@ def test_main_prints_every_cell_and_the_total(tiny_grid, capsys):
     assert "| 01_data_scaling/default | 4 | 1,600 |" in out
     assert "| 05_kernel_dynamics/default | 6 | 2,400 |" in out
     assert "| **total** | 6 | 2,400 |" in out
+    assert "| 05_kernel_dynamics |" in out and "| **grid** |" in out
 
 
 @pytest.mark.parametrize("arch", [models.arch_from_config("myrtle", 4, 5, "standard"), models.cnn5(3),
@@ -75,3 +82,34 @@ def test_costs_grow_with_size(monkeypatch):
     full = estimate.entk_seconds(net, 8, 2000)
     monkeypatch.setattr(kernels, "JACOBIAN_BYTES", 0)   # the Jacobians "do not fit": tiles recompute them
     assert estimate.entk_seconds(net, 8, 2000) > full
+
+
+def test_rates_file_round_trip_and_named_rates(tmp_path):
+    """A rates file (what bench_roofline.py --rates writes) reads back equal; the built-in names
+    resolve; anything else is refused with a message, also by the grid command (exit 2)."""
+    from ntk_utils import grid
+    path = tmp_path / "rates.json"
+    estimate.CPU.save(path)
+    assert estimate.rates_named(str(path)) == estimate.CPU
+    assert estimate.rates_named("h200-spec") is estimate.H200_SPEC
+    with pytest.raises(ValueError, match="neither one of"):
+        estimate.rates_named(str(tmp_path / "missing.json"))
+    (tmp_path / "bad.json").write_text('{"device": "x"}')
+    with pytest.raises(ValueError, match="not what bench_roofline"):
+        estimate.rates_named(str(tmp_path / "bad.json"))
+    assert grid.main(["estimate", "parameters/quick.yaml", "--rates", str(tmp_path / "missing.json")]) == 2
+
+
+def test_scaled_rates_follow_the_limits_they_are_scaled_by(tiny_grid):
+    """Rates.scaled: twice the FLOP/s halves training and Jacobian time, twice the bandwidth halves
+    fast_ntk's; more memory means larger eNTK tiles (kernels._auto_tile on GPUs)."""
+    cpu = estimate.CPU
+    double = cpu.scaled("x2", 2 * cpu.matmul_flops, 2 * cpu.memory_bandwidth, memory_bytes=2 * 6e7 * 4 * 8)
+    assert double.tile_elements == pytest.approx(2 * 6e7)   # a quarter of memory, 8 bytes per element pair
+    assert double.train_flops == pytest.approx(2 * cpu.train_flops)
+    assert double.jacobian_flops == pytest.approx(2 * cpu.jacobian_flops)
+    assert all(double.fast_ntk_seconds[s] == pytest.approx(t / 2) for s, t in cpu.fast_ntk_seconds.items())
+    one = {r["cell"]: r for r in estimate.estimate(tiny_grid, cpu)}["01_data_scaling/default"]
+    two = {r["cell"]: r for r in estimate.estimate(tiny_grid, double)}["01_data_scaling/default"]
+    assert two["infinite_hours"] == pytest.approx(one["infinite_hours"] / 2)
+    assert two["entk_entries"] == one["entk_entries"] and two["hours"] < one["hours"]

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import types
 
 import pytest
 
@@ -273,14 +272,13 @@ def test_local_gpus_split_among_workers(monkeypatch):
 
 # ----------------------------------------------------------------- estimate
 
-def test_estimate_subcommand_calls_the_estimate_module(monkeypatch, tmp_path):
-    calls = []
-    fake = types.ModuleType("ntk_utils.estimate")
-    fake.main = lambda grid_file: calls.append(grid_file)
-    monkeypatch.setitem(sys.modules, "ntk_utils.estimate", fake)
-    assert grid.main(["estimate", "parameters/paper.yaml"]) == 0 and calls == ["parameters/paper.yaml"]
-
-    def refuse(grid_file):
-        raise grid.GridError(f"{grid_file}: no such grid")
-    fake.main = refuse
+def test_estimate_subcommand_prints_the_estimate_at_the_rates_asked_for(capsys):
+    """grid estimate GRID [--rates NAME]: the estimate module's table at those rates; a missing
+    grid file is an error (exit 2)."""
+    from ntk_utils import estimate
+    assert grid.main(["estimate", "parameters/ci.yaml", "--rates", "h200-spec"]) == 0
+    out = capsys.readouterr().out
+    assert estimate.H200_SPEC.device in out and "| **grid** |" in out
+    assert grid.main(["estimate", "parameters/ci.yaml"]) == 0
+    assert estimate.CPU.device in capsys.readouterr().out
     assert grid.main(["estimate", "nope.yaml"]) == 2

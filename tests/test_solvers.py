@@ -136,3 +136,23 @@ def test_cg_refuses_a_kernel_with_nan():
     k[3, 5] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         regression.kernel_regression(k, y, ks, solver="cg")
+
+
+def test_every_solve_is_recorded_in_results_json(tmp_path):
+    """results.save writes this process's solves (meta.solves): one per kernel_regression, by
+    solver, with the largest n and the largest true residual."""
+    from ntk_utils import results
+    regression.reset_solve_stats()
+    assert regression.solve_stats() == {}
+    k, y, k_test = _problem(40)
+    _, direct = regression.kernel_regression(k, y, k_test, ridge=1e-3, solver="direct", return_info=True)
+    _, cg = regression.kernel_regression(k[:30, :30], y[:30], k_test[:, :30], ridge=1e-3, solver="cg",
+                                         return_info=True)
+    recorded = results.load(results.save(tmp_path, {}, {}))["meta"]["solves"]
+    assert recorded["solves"] == {"direct": 1, "cg": 1}
+    assert recorded["n_max"] == 40
+    assert recorded["residual_max"] == pytest.approx(max(direct.residual, cg.residual))
+    assert recorded["cg_iterations_max"] == cg.iterations > 0
+    assert recorded["cg_not_converged"] == 0
+    assert list(recorded["details"]) == [cg.detail]
+    regression.reset_solve_stats()
