@@ -9,7 +9,7 @@ RUNS   := outputs/runs
 REF    := outputs/reference
 GRID   := $(PY) -m ntk_utils.grid
 
-.PHONY: install quick cpu paper test test-current-jax bench publish-quick publish-cpu
+.PHONY: install quick cpu paper test test-current-jax bench publish-quick publish-cpu report report-reference
 
 install: $(STAMP)
 
@@ -39,6 +39,13 @@ publish-quick: $(STAMP)
 
 publish-cpu: $(STAMP)
 	$(GRID) publish $(RUNS)/cpu $(REF)/cpu
+
+# Every result read without running anything: a static site in outputs/report/<grid>/ (index.html).
+report: $(STAMP)
+	$(PY) -m ntk_utils.report $(RUNS)/quick
+
+report-reference: $(STAMP)
+	$(PY) -m ntk_utils.report $(REF)/cpu
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -29,6 +29,15 @@
 # function of its section, the one its own notebook draws with.
 
 # %%
+# Outside a checkout of this repository (e.g. opened from the README's Colab badge) install the
+# pinned package first; inside it, or once installed, this does nothing.
+try:
+    import ntk_utils  # noqa: F401
+except ImportError:
+    get_ipython().run_line_magic("pip", "install -q 'ntk-limits @ git+https://github.com/ntk-limits/ntk-limits'")  # noqa: F821
+    get_ipython().run_line_magic("pip", "install -q --no-deps neural-tangents==0.6.5")  # noqa: F821
+
+# %%
 from ntk_utils import params, results
 from ntk_utils.sections import summary
 

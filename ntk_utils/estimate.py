@@ -8,7 +8,9 @@ of its section (``ntk_utils/sections/*.py``) is listed: D = len(data_seeds) data
 len(seeds) seeds, T = n_test test images, N = max(n_values)::
 
     notebook            networks trained                          eNTK                            infinite NTK
-    primer              one per width, full batch, ``steps``      Θ_0, Θ_T on n_train; Θ_0 test   mlp, n_train
+    primer              one per width and the rich one (full      Θ_0, Θ_T on n_train, Θ_t at     mlp, n_train and
+                        batch, ``steps``); part 4: one per lr     snapshots (widest, rich);       max(n_values)
+                        candidate and per n of n_values           Θ_0, Θ_T test
     01_data_scaling     D S per n of n_values                     D S at init, on N               D, on N
     02_width            D S per n per width of widths_scaling;    D S per width of both sweeps,   D on max(N, n_fixed);
                         D S per width of widths_sweep and         at init, on n_fixed             D (cnn5) on n_fixed
@@ -304,18 +306,28 @@ def _runs(work, setup):
     return [(work.draw(d), s) for d in setup.data_seeds for s in setup.seeds]
 
 
-def _primer(work, task, classes, image_size, n_train, n_test, widths, depth, lr, steps, seed):
+def _primer(work, task, classes, image_size, n_train, n_test, widths, depth, lr, steps, seed, rich_width, rich_lr,
+            n_snapshots, n_values, scaling_width, lr_candidates):
     from ntk_utils import train
-    config = train.TrainConfig(lr=lr, momentum=0.0, full_batch=True, epochs=0, min_steps=steps, schedule="constant",
-                               seed=seed)
+    from ntk_utils.sections import primer
+    times = primer.snapshot_times(steps, n_snapshots)
     work.n_test, work.data = n_test, (task, classes)
     draw = work.draw(0)
-    for width in widths:
-        arch = models.mlp(depth, width)
+    for width, step, arch in [(w, lr, models.mlp(depth, w)) for w in widths] + [
+            (rich_width, rich_lr, models.arch_from_config("mlp", rich_width, depth, "standard"))]:
+        followed = arch.parameterization == "standard" or width == max(widths)   # part 3: Θ_t at each snapshot
+        config = primer._gradient_descent(step, steps, seed, times)
         trained = work.train(arch, draw, n_train, config)
-        work.kernel("entk", arch, draw, n_train, params=trained, test=False)   # Θ_T on the training set
+        for t in (times[1:] if followed else [times[-1]]):
+            work.kernel("entk", arch, draw, n_train, params=(trained, t), test=t == times[-1] and followed)
         work.kernel("entk", arch, draw, n_train, params=("init", seed))        # Θ_0, and against the test set
     work.kernel("infinite", models.mlp(depth, 1), draw, n_train)
+    scaling_arch = models.mlp(depth, scaling_width)                             # part 4
+    for step in lr_candidates:
+        work.train(scaling_arch, draw, max(n_values), train.TrainConfig(lr=step, seed=seed))
+    for n in n_values:
+        work.train(scaling_arch, draw, n, train.TrainConfig(lr=lr_candidates[0], seed=seed))
+    work.kernel("infinite", models.mlp(depth, 1), draw, max(n_values))
 
 
 def _networks(work, setup, arch, ns, recipe=None):

@@ -1,5 +1,6 @@
 """Figures in the paper's layout: log-log scaling curves with fitted power laws."""
 import os
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -42,8 +43,8 @@ def finish(fig, path=None, title=None):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
         ax.grid(True, which="both", alpha=0.3)
-    if title:
-        fig.suptitle(title)
+    if title:   # wrapped to the figure's width (about 11 characters per inch at 10 pt)
+        fig.suptitle(textwrap.fill(title, width=int(11 * fig.get_figwidth())), fontsize=10)
     fig.tight_layout()
     if path:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

@@ -136,3 +136,49 @@ def test_one_notebook_runs_directly_with_papermill(tmp_path, request):
     assert record["parameters"]["classes"] == [[3], [5]] and record["parameters"]["width"] == 4
     assert (tmp_path / "out" / "fig1a_data_scaling.png").exists()
     assert names in (tmp_path / "run.ipynb").read_text()     # the run says which pair it ran on
+
+
+def _code_cells(notebook):
+    """Sources of the code cells, without papermill's injected-parameters cell."""
+    return [c.source.strip() for c in notebook.cells if c.cell_type == "code"
+            and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+
+
+def test_colab_badges_open_executed_notebooks_of_the_current_source():
+    """Each notebook has one "Open in Colab" badge in the README; it opens an executed reference
+    notebook (committed, with outputs) whose code cells are those of the current .py source."""
+    import re
+    import tomllib
+    import jupytext
+    readme = (ROOT / "README.md").read_text()
+    repository = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+    prefix = "https://colab.research.google.com/github/" + repository.removeprefix("https://github.com/") + "/blob/main/"
+    links = re.findall(r"\]\((https://colab\.research\.google\.com/github/[^)\s]+)\)", readme)
+    assert links and all(link.startswith(prefix) for link in links), links
+    opened = {}
+    for link in links:
+        path = ROOT / link.removeprefix(prefix)
+        assert path.suffix == ".ipynb" and path.exists(), f"badge target missing: {path}"
+        parts = path.relative_to(ROOT / "outputs" / "reference").parts
+        name = "00_summary" if parts[1] == "figures" else parts[1]
+        executed = jupytext.read(path)
+        assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code"), f"{path} has no outputs"
+        source = jupytext.read(ROOT / "notebooks" / f"{name}.py")
+        assert _code_cells(executed) == _code_cells(source), f"{path} was not produced from notebooks/{name}.py"
+        opened[name] = path
+    assert sorted(opened) == sorted(p.stem for p in (ROOT / "notebooks").glob("*.py")), "one badge per notebook"
+
+
+def test_jupytext_config_declares_the_percent_format():
+    from jupytext.config import load_jupytext_configuration_file
+    config = load_jupytext_configuration_file(str(ROOT / "jupytext.toml"))
+    assert list(config.formats) == ["py:percent"]
+
+
+def test_every_image_the_readme_shows_is_committed():
+    import re
+    readme = (ROOT / "README.md").read_text()
+    images = re.findall(r'<img src="([^"]+)"', readme) + re.findall(r"!\[[^\]]*\]\(((?!https?://)[^)\s]+)\)", readme)
+    assert images
+    missing = [i for i in images if not (ROOT / i).exists()]
+    assert not missing, missing
