@@ -63,13 +63,13 @@ def cache_dir():
 
 @functools.lru_cache(maxsize=None)
 def code_fingerprint():
-    """16 hex digits: SHA-256 of the code of each module in COMPUTES_CACHED (:func:`_code`), of
+    """16 hex digits: SHA-256 of the code of each module in COMPUTES_CACHED (:func:`code_text`), of
     the pinned packages' installed versions, and of the backend (platform, device kind, numpy
     version, XLA_FLAGS, default matmul precision). Computed once per process."""
     from ntk_utils._compat import installed_versions
     h = hashlib.sha256()
     for name in COMPUTES_CACHED:
-        h.update(f"{name}:{_code(PACKAGE / name)}".encode())
+        h.update(f"{name}:{code_text(PACKAGE / name)}".encode())
     h.update(json.dumps(installed_versions(), sort_keys=True).encode())
     import jax   # the same code can give other numbers on another backend or with other XLA flags
     device = jax.devices()[0]
@@ -78,7 +78,7 @@ def code_fingerprint():
     return h.hexdigest()[:16]
 
 
-def _code(path):
+def code_text(path):
     """The syntax tree of a Python file without its docstrings, as text: what runs."""
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
