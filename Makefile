@@ -33,7 +33,7 @@ cpu: $(STAMP)
 paper: $(STAMP)
 	$(GRID) run parameters/paper.yaml --root $(RUNS)
 
-# Replace the committed reference cells by those of the last fresh run (finished cells only).
+# Replace the committed reference cells by those of the last fresh run (current cells only).
 publish-quick: $(STAMP)
 	$(GRID) publish $(RUNS)/quick $(REF)/quick
 

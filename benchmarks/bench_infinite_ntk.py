@@ -70,7 +70,7 @@ def worker(engine, dtype, size, n, batch, reps, out_path):
         symmetric = engine == "fast_ntk_sym"
 
         def run(a, b):
-            return fast_ntk.infinite_ntk(arch, a, None if symmetric else b, dtype=np.dtype(dtype), progress=False)
+            return fast_ntk.kernel(arch, a, None if symmetric else b, dtype=np.dtype(dtype), progress=False)
         warm = (x1, x2)
     run(*warm)
     best = float("inf")

@@ -13,7 +13,7 @@ import pathlib
 import tempfile
 import time
 
-from ntk_utils import grid
+from ntk_utils import cells, grid, gridfile
 
 
 def main():
@@ -25,10 +25,10 @@ def main():
         start = time.time()
         failed = grid.run(args.grid, root=pathlib.Path(tmp) / "outputs")
         total = time.time() - start
-        name, cells, _ = grid.load_grid(args.grid)
+        name, grid_cells, _ = gridfile.load_grid(args.grid)
         print(f"\n| cell | wall (s) |\n|---|---|")
-        for cell in cells:
-            path = grid.cell_dir(pathlib.Path(tmp) / "outputs", name, cell) / "results.json"
+        for cell in grid_cells:
+            path = cells.folders(pathlib.Path(tmp) / "outputs" / name, cell.id).finished / "results.json"
             seconds = json.loads(path.read_text())["run"]["wall_seconds"] if path.exists() else "failed"
             print(f"| {cell.id} | {seconds} |")
         print(f"| **total, with the summary** | **{total:.0f}** |")

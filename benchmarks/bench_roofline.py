@@ -14,12 +14,12 @@ One run measures the machine and fast_ntk, so the fractions compare numbers take
   larger counts. "DRAM": arrays of 2^26 elements (256 MiB each, beyond any cache); "cache":
   arrays of the size of one tile's largest layer state (what fast_ntk's CPU tiles are sized to
   keep in cache).
-* fast_ntk: ``infinite_ntk(myrtle(5), x)`` of n random images with themselves (x2=None, as for a
+* fast_ntk: ``fast_ntk.kernel(myrtle(5), x)`` of n random images with themselves (x2=None, as for a
   training-set kernel) in float32, tiles of b x b images (CASES; on an accelerator more images
   and fast_ntk's own tiles, CASES_ACCELERATOR); second call onwards timed.
 
 fast_ntk's work is counted analytically from the recursion in fast_ntk's module docstring, per
-pair of images and per layer: ``ntk_utils.estimate.infinite_ntk_work`` (its docstring has the
+pair of images and per layer: ``ntk_utils.layers.infinite_ntk_work`` (its docstring has the
 table of FLOPs and bytes per pixel-pair element of each layer; the grid estimate uses it too).
 Bytes are the compulsory traffic of evaluating layer by layer, as fast_ntk does on maps above 16
 pixels (each layer one compiled computation, its output materialised); a sqrt counts as one FLOP.
@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntk_utils import estimate, fast_ntk, kernels, models, train
+from ntk_utils import estimate, fast_ntk, kernels, models, tiles, train
 
 # image size -> (n images, tile side b): b as fast_ntk picks it on CPU (8 at 8 px, 1 from 16 px);
 # n so that each timed call takes a few tenths of a second on 2 cores. On an accelerator fast_ntk
@@ -95,7 +95,7 @@ def fast_ntk_case(size, n, b, reps):
     padding of the last tiles)."""
     arch = models.myrtle(5, width=1)
     x = np.random.default_rng(0).standard_normal((n, size, size, 3)).astype(np.float32)
-    seconds = best_time(lambda: fast_ntk.infinite_ntk(arch, x, batch_size=b, progress=False), reps)
+    seconds = best_time(lambda: fast_ntk.kernel(arch, x, batch_size=b, progress=False), reps)
     tiles = -(-n // (b or 1))
     return arch, seconds, tiles * (tiles + 1) // 2 * (b or 1) ** 2
 
@@ -145,8 +145,8 @@ def measure_rates(reps, path):
         # a 50-step fit less its steps and its final pass over the 1024 training images
         train_call_seconds=round(t["fit50"] - 50 * t["step"] - t["forward"] * 1024 / train_flops, 2),
         entk_call_seconds=0.0, memory_bandwidth=float(f"{add_bandwidth(DRAM_ELEMENTS, reps):.3g}"))
-    free = fast_ntk.free_memory(jax.local_devices())
-    if free is not None:                       # as kernels._auto_tile sizes Jacobian tiles on GPUs
+    free = tiles.free_memory(jax.local_devices())
+    if free is not None:                       # as kernels.entk_tile_size's tiles are sized on GPUs
         rates = dataclasses.replace(rates, tile_elements=float(f"{free / 4 / 8:.3g}"))
     compute = estimate.entk_seconds(t["arch"], 8, 256, rates=rates)
     rates = dataclasses.replace(rates, entk_call_seconds=round(t["entk256"] - compute, 2))

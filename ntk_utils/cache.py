@@ -6,25 +6,28 @@ What makes an entry
 -------------------
 An entry's key is the SHA-256 of its kind, everything that determines it (architecture, data,
 parameters, settings) and :func:`code_fingerprint`: a hash of the library source that computes
-numbers and of the pinned package versions. So a kernel that several notebooks need is computed
-once, and a change to any input, to that code (train.py, fast_ntk.py, ...) or to jax & co. gives
-a new entry rather than a stale hit. Old entries are never read again; delete the folder to
-reclaim the space.
+numbers, of the pinned package versions and of what else changes the numbers' last bits (the
+backend, the CPUs this process may use, the BLAS/OpenMP thread settings). So a kernel that
+several notebooks need is computed once, and a change to any input, to that code (train.py,
+fast_ntk.py, ...), to jax & co. or to the thread settings gives a new entry rather than a stale
+hit. Old entries are never read again; delete the folder to reclaim the space.
 
 The fingerprint hashes the modules that compute what is cached (COMPUTES_CACHED: networks,
 eNTKs, infinite NTKs), as code: their syntax tree without docstrings, so a documentation edit
 keeps the cache while any change to what runs invalidates it. Modules that compute from cached
-values on every run (experiments, sections, regression, claims) need not be in it: their
-numbers are never stored. Tests change it by monkeypatching ``cache.code_fingerprint``.
+values on every run (experiments, sections, claims) need not be in it: their numbers are never
+stored. Tests change it by monkeypatching ``cache.code_fingerprint``.
 
 Files and corruption
 --------------------
 ``<cache dir>/<kind>/<key>.pkl`` holds a header, MAGIC + payload length (8 bytes, little endian)
-+ SHA-256 of the payload (32 bytes), then the payload: the pickled value. Writes go to a
-temporary file renamed into place: a run killed midway leaves no entry. On load, a file that is
-truncated, fails its checksum, does not unpickle, or fails the caller's ``check(value)`` is
-reported with a warning naming it, deleted, and treated as missing: the value is recomputed and
-rewritten.
++ SHA-256 of the payload (32 bytes) + the entry's key (32 bytes), then the payload: the pickled
+value. Writes go to a temporary file renamed into place: a run killed midway leaves no entry, and
+the temporary files of killed writes are swept by the next process to use the folder
+(:func:`sweep_temporary`). On load, a file that is truncated, fails its checksum, holds another
+key (copied over this one), does not unpickle, or fails the caller's ``check(value)`` (each kind
+checks type and shape) is reported with a warning naming it, deleted, and treated as missing: the
+value is recomputed and rewritten.
 
 :func:`stats` counts this process's hits and misses per kind and lists the corrupt files it
 recomputed; results.json records it (ntk_utils.results.metadata).
@@ -42,7 +45,9 @@ import json
 import os
 import pathlib
 import pickle
+import socket
 import struct
+import time
 import warnings
 
 import numpy as np
@@ -50,9 +55,14 @@ import numpy as np
 from ntk_utils.paths import REPO_ROOT, atomic_write
 
 PACKAGE = pathlib.Path(__file__).resolve().parent
-COMPUTES_CACHED = ("_compat.py", "models.py", "train.py", "kernels.py", "fast_ntk.py")
-MAGIC = b"ntk-cache-1\n"
-HEADER = struct.Struct(f"<{len(MAGIC)}sQ32s")  # magic, payload length, sha256(payload)
+COMPUTES_CACHED = ("_compat.py", "models.py", "layers.py", "train.py", "regression.py", "kernels.py", "fast_ntk.py",
+                   "pair_tiles.py", "tiles.py")
+MAGIC = b"ntk-cache-2\n"
+HEADER = struct.Struct(f"<{len(MAGIC)}sQ32s32s")  # magic, payload length, sha256(payload), key
+# Environment variables that set how many threads a BLAS or OpenMP library uses: a reduction
+# split over other thread counts can round differently.
+THREAD_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS")
+STALE_SECONDS = 3600   # a temporary file untouched this long is a killed write's (a live one keeps growing)
 
 
 def cache_dir():
@@ -65,7 +75,8 @@ def cache_dir():
 def code_fingerprint():
     """16 hex digits: SHA-256 of the code of each module in COMPUTES_CACHED (:func:`code_text`), of
     the pinned packages' installed versions, and of the backend (platform, device kind, numpy
-    version, XLA_FLAGS, default matmul precision). Computed once per process."""
+    version, default matmul precision, the CPUs this process may use and THREAD_SETTINGS).
+    Computed once per process."""
     from ntk_utils._compat import installed_versions
     h = hashlib.sha256()
     for name in COMPUTES_CACHED:
@@ -73,8 +84,11 @@ def code_fingerprint():
     h.update(json.dumps(installed_versions(), sort_keys=True).encode())
     import jax   # the same code can give other numbers on another backend or with other XLA flags
     device = jax.devices()[0]
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = {name: os.environ.get(name, "") for name in THREAD_SETTINGS}
     h.update(f"{device.platform}:{getattr(device, 'device_kind', '')}:numpy {np.__version__}:"
-             f"{os.environ.get('XLA_FLAGS', '')}:{jax.config.jax_default_matmul_precision}".encode())
+             f"{jax.config.jax_default_matmul_precision}:cpus {cpus} of {os.cpu_count()}:"
+             f"{json.dumps(threads, sort_keys=True)}".encode())
     return h.hexdigest()[:16]
 
 
@@ -161,16 +175,19 @@ class _HashingWriter:
         return self.f.write(b)
 
 
-def _read_checked(path, check):
-    """The value stored at ``path``; raises ValueError saying what is wrong with the file.
-    Two passes (checksum, then unpickle) so a multi-GB kernel is held in memory only once."""
+def _read_checked(path, k, check):
+    """The value stored at ``path`` under key ``k``; raises ValueError saying what is wrong with
+    the file. Two passes (checksum, then unpickle) so a multi-GB kernel is held in memory only once."""
     with open(path, "rb") as f:
         header = f.read(HEADER.size)
         if len(header) < HEADER.size:
             raise ValueError(f"is truncated or not a cache entry ({len(header)} bytes, shorter than the header)")
-        magic, size, digest = HEADER.unpack(header)
+        magic, size, digest, stored_key = HEADER.unpack(header)
         if magic != MAGIC:
             raise ValueError("is not a cache entry (bad header)")
+        stored_key = stored_key.rstrip(b"\0").decode(errors="replace")
+        if stored_key != k:   # e.g. a file copied over another key's
+            raise ValueError(f"holds the key {stored_key}, not the key {k} of its name")
         actual = os.fstat(f.fileno()).st_size - HEADER.size
         if actual != size:
             raise ValueError(f"has a {actual}-byte payload, {size} expected (truncated?)")
@@ -201,7 +218,7 @@ def load(kind, k, check=None):
     if not path.exists():
         return None
     try:
-        return _read_checked(path, check)
+        return _read_checked(path, k, check)
     except (ValueError, OSError) as e:
         warnings.warn(f"cache entry {e}: deleted it, recomputing: {path}", stacklevel=3)
         path.unlink(missing_ok=True)
@@ -210,15 +227,17 @@ def load(kind, k, check=None):
 
 
 def save(kind, k, obj):
-    """Write ``obj`` atomically (temporary file + rename), with its length and checksum."""
+    """Write ``obj`` atomically (temporary file + rename), with its length, checksum and key."""
     path = _path(kind, k)
+    if len(k.encode()) > 32:
+        raise ValueError(f"a cache key has at most 32 characters, got {k!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, "wb") as f:
         f.write(b"\0" * HEADER.size)  # placeholder: the checksum is known only after pickling
         w = _HashingWriter(f)
         pickle.dump(obj, w, protocol=pickle.HIGHEST_PROTOCOL)
         f.seek(0)
-        f.write(HEADER.pack(MAGIC, w.size, w.sha.digest()))
+        f.write(HEADER.pack(MAGIC, w.size, w.sha.digest(), k.encode()))
 
 
 def cached(kind, parts, compute, enabled=True, check=None):
@@ -228,6 +247,7 @@ def cached(kind, parts, compute, enabled=True, check=None):
         _STATS["disabled"][kind] += 1
         return compute()
     k = key(kind, parts)
+    _sweep_once(str(_path(kind, k).parent))
     hit = load(kind, k, check)
     if hit is None:
         with computing(kind, k):             # another process computing it: wait, then read its entry
@@ -239,6 +259,37 @@ def cached(kind, parts, compute, enabled=True, check=None):
                 return value
     _STATS["hits"][kind] += 1
     return hit
+
+
+def sweep_temporary(folder):
+    """Remove the temporary files (``.<name>.<host>.<pid>.<random>.tmp``, paths.atomic_write) that
+    killed writes left in ``folder``: those untouched for STALE_SECONDS, and those of a process of
+    this host that has ended. A live writer's file, here or on another host, is left alone."""
+    host = "." + socket.gethostname()
+    for tmp in pathlib.Path(folder).glob(".*.tmp"):
+        parts = tmp.name[:-len(".tmp")].rsplit(".", 2)
+        try:
+            ended = len(parts) == 3 and parts[1].isdigit() and parts[0].endswith(host) and not _running(int(parts[1]))
+            if ended or time.time() - tmp.stat().st_mtime > STALE_SECONDS:
+                tmp.unlink()
+        except OSError:   # renamed into place or removed meanwhile
+            pass
+
+
+@functools.lru_cache(maxsize=None)
+def _sweep_once(folder):
+    """sweep_temporary(folder), the first time this process uses ``folder``."""
+    sweep_temporary(folder)
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's process
+        return True
+    return True
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ example: the SAME test set for every draw, seed and curve. NaN marks a missing o
 
     err[k] = mean_{d,s,t} wrong[d, s, k, t]
 
-Uncertainty comes from a paired bootstrap. Replicate b resamples, with replacement, the draws,
+Uncertainty comes from a paired bootstrap (``ntk_utils.bootstrap``). Replicate b resamples, with replacement, the draws,
 the seeds and the test examples as multinomial counts u (D,), v (S,), w (T,), shared by every
 curve under comparison, and
 
@@ -37,6 +37,11 @@ import dataclasses
 from typing import NamedTuple
 
 import numpy as np
+
+from ntk_utils import scaling
+from ntk_utils.bootstrap import as_curve, check_shapes
+from ntk_utils.bootstrap import bootstrap_errors, mean_errors  # noqa: F401  (used as claims.*)
+from ntk_utils.results import plain
 
 STATUSES = ("held", "not held", "inconclusive")
 
@@ -100,94 +105,10 @@ class Verdict:
         return dataclasses.replace(self, text=f"{self.text} {caveat}", numbers=numbers)
 
     def as_dict(self):
-        return {"claim": self.claim, "status": self.status, "text": self.text, "numbers": _plain(self.numbers)}
+        return {"claim": self.claim, "status": self.status, "text": self.text, "numbers": plain(self.numbers)}
 
     def __str__(self):
         return f"{self.status.upper()}: {self.claim} - {self.text}"
-
-
-# ----------------------------------------------------------------------------- error estimates
-
-def _as_curve(wrong, name):
-    wrong = np.asarray(wrong, dtype=float)
-    if wrong.ndim != 4:
-        raise ValueError(f"curve {name!r} must have shape (D, S, K, T), got {wrong.shape}")
-    return wrong
-
-
-def _check_shapes(curves):
-    """(D, S, K, T) shared by the curves (S = 1 broadcasts); ValueError naming a curve that disagrees."""
-    first, ref = next(iter(curves.items()))
-    D, _, K, T = ref.shape
-    S = max(c.shape[1] for c in curves.values())
-    for name, c in curves.items():
-        for axis, got, want in (("D (draws)", c.shape[0], D), ("K (x points)", c.shape[2], K),
-                                ("T (test examples)", c.shape[3], T)):
-            if got != want:
-                raise ValueError(f"curve {name!r} has {axis} = {got}, but curve {first!r} has {want}")
-        if c.shape[1] not in (1, S):
-            raise ValueError(f"curve {name!r} has S = {c.shape[1]} seeds, another has {S} (only S = 1 broadcasts)")
-    return D, S, K, T
-
-
-def mean_errors(wrong):
-    """(D, S, K, T) curve -> (K,) error rates: the mean over D, S, T of the non-NaN entries."""
-    wrong = _as_curve(wrong, "wrong")
-    valid = ~np.isnan(wrong)
-    total = np.where(valid, wrong, 0.0).sum(axis=(0, 1, 3))
-    count = valid.sum(axis=(0, 1, 3))
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
-def _weighted_sum(x, w_draw, w_seed, w_test):
-    """sum_{d,s,t} w_draw[b,d] w_seed[b,s] w_test[b,t] x[d,s,k,t] -> (B, K)."""
-    D, S, K, T = x.shape
-    per_test = (w_test @ x.reshape(-1, T).T).reshape(-1, D, S, K)   # contract T first: one matmul
-    return np.einsum("bd,bs,bdsk->bk", w_draw, w_seed, per_test)
-
-
-def bootstrap_errors(curves, n_boot=1000, seed=0):
-    """Paired bootstrap of the error rates of several curves.
-
-    curves: name -> (D, S, K, T); all share D, K, T, and S unless it is 1.
-    Returns name -> (n_boot, K). Replicate b applies the same draw, seed and test-example
-    counts to every curve; it is NaN at k where all its resampled entries are NaN.
-    """
-    curves = {name: _as_curve(w, name) for name, w in curves.items()}
-    if not curves:
-        return {}
-    D, S, K, T = _check_shapes(curves)
-    rng = np.random.default_rng(seed)
-    w_draw = rng.multinomial(D, np.full(D, 1 / D), size=n_boot).astype(float)
-    w_seed = rng.multinomial(S, np.full(S, 1 / S), size=n_boot).astype(float)
-    w_test = rng.multinomial(T, np.full(T, 1 / T), size=n_boot).astype(float)
-    out = {}
-    for name, wrong in curves.items():
-        ws = w_seed if wrong.shape[1] == S else np.ones((n_boot, 1))
-        valid = ~np.isnan(wrong)
-        num = _weighted_sum(np.where(valid, wrong, 0.0), w_draw, ws, w_test)
-        if valid.all():   # the denominator is then just the total weight
-            den = (w_draw.sum(1) * ws.sum(1) * T)[:, None]
-        else:
-            den = _weighted_sum(valid.astype(float), w_draw, ws, w_test)
-        out[name] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-    return out
-
-
-def fit_alpha(x, errors):
-    """Least-squares exponent alpha of log err = log C - alpha log x.
-
-    x: (K,) positive; errors: (..., K). Returns alpha (...), a float for (K,) errors;
-    not finite where an error is NaN or not positive.
-    """
-    log_x = np.log(np.asarray(x, dtype=float))
-    errors = np.asarray(errors, dtype=float)
-    if errors.shape[-1] != log_x.shape[0] or log_x.shape[0] < 2:
-        raise ValueError(f"need errors (..., K) with K = len(x) >= 2, got {errors.shape} for {len(log_x)} x")
-    centred = log_x - log_x.mean()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        alpha = -(np.log(errors) @ centred) / (centred @ centred)
-    return float(alpha) if np.ndim(alpha) == 0 else alpha
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -217,21 +138,6 @@ def _flat(**estimates):
     return {f"{name}{end}": v for name, e in estimates.items() for end, v in zip(("", "_low", "_high"), e)}
 
 
-def _plain(v):
-    """numbers -> JSON-serialisable plain Python (non-finite floats become None)."""
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [_plain(x) for x in v]
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v) if np.isfinite(v) else None
-    return v
-
-
 def _num(v, digits=3):
     return f"{v:.{digits}g}" if np.isfinite(v) else "n/a"
 
@@ -243,7 +149,7 @@ def _pair(name_a, a, name_b, b):
 
 
 def _inconclusive(claim, why, **numbers):
-    return Verdict(claim, "inconclusive", f"inconclusive: {why}.", _plain({"reason": why, **numbers}))
+    return Verdict(claim, "inconclusive", f"inconclusive: {why}.", plain({"reason": why, **numbers}))
 
 
 def _unusable(x, points, x_name, min_points, log_err):
@@ -269,8 +175,8 @@ def _prepare(x, curves, x_name, *, min_points, log_err, n_boot, seed):
     Shape mismatches are errors in the call and raise ValueError.
     """
     x = np.asarray(x, dtype=float).ravel()
-    curves = {name: _as_curve(c, name) for name, c in curves.items()}
-    _, _, K, _ = _check_shapes(curves)
+    curves = {name: as_curve(c, name) for name, c in curves.items()}
+    _, _, K, _ = check_shapes(curves)
     if K != len(x):
         raise ValueError(f"the curves have K = {K} points, {x_name} has {len(x)}")
     points = {name: mean_errors(c) for name, c in curves.items()}
@@ -280,7 +186,7 @@ def _prepare(x, curves, x_name, *, min_points, log_err, n_boot, seed):
 
 def _limit_curve(limit, curve):
     """A width-independent limit (D, 1, 1, T) broadcast to the curve's K widths."""
-    limit, K = _as_curve(limit, "limit"), _as_curve(curve, "curve").shape[2]
+    limit, K = as_curve(limit, "limit"), as_curve(curve, "curve").shape[2]
     return np.broadcast_to(limit, limit.shape[:2] + (K,) + limit.shape[3:]) if limit.shape[2] == 1 else limit
 
 
@@ -292,8 +198,8 @@ def _exponents(x, a, b, names, x_name, n_boot, seed, level):
                                      n_boot=n_boot, seed=seed)
     if why:
         return x, points, None, why
-    alpha = [fit_alpha(x, points[n]) for n in names]
-    boot = [fit_alpha(x, boots[n]) for n in names]
+    alpha = [scaling.fit_alpha(x, points[n]) for n in names]
+    boot = [scaling.fit_alpha(x, boots[n]) for n in names]
     ests = (_estimate(alpha[0], boot[0], level), _estimate(alpha[1], boot[1], level),
             _estimate(alpha[0] - alpha[1], boot[0] - boot[1], level))
     return x, points, ests, None
@@ -332,7 +238,7 @@ def scales_better(x, better, worse, *, names=("network", "kernel"), margin=0.0, 
     if still_worse:
         text += (", and" if worse_start else " The steeper") + f" {steep} is still worse at {x_name}={x[-1]:g}"
     text += "." if worse_start or still_worse else ""
-    return Verdict(claim, status, text, _plain({
+    return Verdict(claim, status, text, plain({
         **_flat(alpha_better=a_b, alpha_worse=a_w, delta=delta),
         "err_better_at_max": eb[-1], "err_worse_at_max": ew[-1], "err_better_at_min": eb[0],
         "err_worse_at_min": ew[0], "margin": margin, "worse_start": worse_start, "level": level}))
@@ -356,7 +262,7 @@ def scale_alike(x, a, b, *, names, tolerance, x_name="n", n_boot=1000, seed=0, l
     else:
         status, why = "inconclusive", "neither inside nor outside"
     text = f"alpha({names[0]}) = {a_a}, alpha({names[1]}) = {a_b}, difference {delta}: {why} +-{tolerance:g}."
-    return Verdict(claim, status, text, _plain({**_flat(alpha_a=a_a, alpha_b=a_b, delta=delta),
+    return Verdict(claim, status, text, plain({**_flat(alpha_a=a_a, alpha_b=a_b, delta=delta),
                                                 "tolerance": tolerance, "level": level}))
 
 
@@ -394,7 +300,7 @@ def tracks(x, candidate, target, reference, *, names, tolerance, x_name="n", n_b
     factor = lambda e: f"x{np.exp(e.value):.3g} [x{np.exp(e.low):.3g}, x{np.exp(e.high):.3g}]"
     text = (f"Over {len(x)} values of {x_name}, {nc}'s error is off {nt}'s by {factor(g_c)} on average, "
             f"{nr}'s by {factor(g_r)} (ratio {factor(diff)}): {why}.")
-    return Verdict(claim, status, text, _plain({
+    return Verdict(claim, status, text, plain({
         **_flat(gap_candidate=g_c, gap_reference=g_r, gap_difference=diff), "factor_candidate": np.exp(gap[nc]),
         "factor_reference": np.exp(gap[nr]), "tolerance": tolerance, "level": level}))
 
@@ -411,7 +317,8 @@ def _mid_weights(x):
     return float(np.exp(log_mid)), weights
 
 
-def keeps_improving(x, curve, *, name, x_name="t", fraction=1 / 3, n_boot=1000, seed=0, level=0.95):
+def keeps_improving(x, curve, *, name, x_name="t", fraction=Thresholds.improve_fraction, n_boot=1000, seed=0,
+                    level=0.95):
     """"``name``'s error keeps improving along x": the later half (in log x) brings a real share
     of the improvement.
 
@@ -446,7 +353,7 @@ def keeps_improving(x, curve, *, name, x_name="t", fraction=1 / 3, n_boot=1000, 
     text = (f"{name} error {_num(err[0])} at {x_name}={x[0]:g}, {_num(err @ w)} at {x_name}={x_mid:.3g}, "
             f"{_num(err[-1])} at {x_name}={x[-1]:g}; improvement {total} in all, {late} after "
             f"{x_name}={x_mid:.3g}: {why}.")
-    return Verdict(claim, status, text, _plain({
+    return Verdict(claim, status, text, plain({
         "x_mid": x_mid, "err_first": err[0], "err_mid": err @ w, "err_last": err[-1], **_flat(total=total, late=late),
         "late_share": share, "fraction": fraction, "level": level}))
 
@@ -470,7 +377,7 @@ def moves_toward(widths, curve, limit, *, names, x_name="width", n_boot=1000, se
                    else ("inconclusive", "the interval contains 0"))
     text = (f"|{nc} - {nl}| = {_num(dist[0])} at {x_name}={x[0]:g} and {_num(dist[-1])} at {x_name}={x[-1]:g}, "
             f"a decrease of {shrink}: {why}.")
-    return Verdict(claim, status, text, _plain({
+    return Verdict(claim, status, text, plain({
         "dist_first": dist[0], "dist_last": dist[-1], **_flat(shrink=shrink), "err_first": points[nc][0],
         "err_last": points[nc][-1], "limit_first": points[nl][0], "limit_last": points[nl][-1], "level": level}))
 
@@ -511,7 +418,7 @@ def improves_then_degrades(widths, curve, limit, *, names, x_name="width", n_boo
     text = (f"{nc} error is lowest at {x_name}={x[i]:g} ({_num(err[i])}); {_num(err[0])} at {x_name}={x[0]:g} "
             f"(fall {fall}), {_num(err[-1])} at {x_name}={x[-1]:g} (rise {rise}); distance to {nl} "
             f"{_num(abs(err[i] - lim[i]))} at the best, {_num(abs(err[-1] - lim[-1]))} at the largest: {why}.")
-    return Verdict(claim, status, text, _plain({
+    return Verdict(claim, status, text, plain({
         "best_x": x[i], "err_best": err[i], "err_first": err[0], "err_last": err[-1],
         **_flat(fall=fall, rise=rise, overall=overall), "toward_limit": toward,
         "limit_best": lim[i], "limit_last": lim[-1], "level": level}))

@@ -38,59 +38,29 @@ preprocessing, and the full training split has per-channel mean 0 and std 1.
 Files
 -----
 The data cache is ``data_dir``, else $NTK_DATA_DIR, else ~/.cache/ntk-limits/data. Missing files
-are downloaded from their official sources (SOURCES; tests point it at a local server):
-
-    cifar-10-batches-py/        extracted from cifar-10-python.tar.gz (used as is when complete)
-    train_32x32.mat, test_32x32.mat                 SVHN
-    cifar5m/part0.npz ... cifar5m/part5.npz         CIFAR-5m
-
-Downloads go to ``<file>.part`` (resumed with an HTTP Range request on the next run) and get
-their final name only after the checksum passed, so a file under its final name is complete.
-Downloading the same file from two processes at once is not supported: fetch first, e.g.
-``python -m ntk_utils.data cifar10``.
+are downloaded from their official sources (:mod:`ntk_utils.downloads`: checksummed, resumable);
+fetch them ahead of parallel runs with ``python -m ntk_utils.data cifar10 svhn``.
 
 Every file read is recorded; files_fingerprint() hashes them for results.json, so a run on a
 re-encoded or otherwise different copy of a dataset is told apart from one on the official files.
 
-This module imports only numpy, scipy, tqdm and the standard library, so it is cheap to import.
+This module imports only numpy, scipy, tqdm and the standard library (with ntk_utils.downloads), so it
+is cheap to import.
 """
 import functools
 import hashlib
-import http.client
 import json
 import os
 import pickle
-import shutil
 import struct
 import sys
-import tarfile
-import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import scipy.io
-from tqdm import tqdm
 
-# file (relative to the data cache) -> (official URL, md5 or None).
-# The CIFAR-5m authors publish no checksums. Their README names gs://gresearch/cifar5m/part{i}.npz;
-# storage.googleapis.com is the anonymous HTTP endpoint of that bucket. A truncated part is still
-# caught: by the Content-Length check when downloading, and by the zip reader when opening it.
-SOURCES = {
-    "cifar-10-python.tar.gz": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-                               "c58f30108f718f92721af3b95e74349a"),
-    "train_32x32.mat": ("http://ufldl.stanford.edu/housenumbers/train_32x32.mat",
-                        "e26dedcc434d2e4c54c9b2d4a06d8373"),
-    "test_32x32.mat": ("http://ufldl.stanford.edu/housenumbers/test_32x32.mat",
-                       "eb5a983be6a315427106f1b164d9cef3"),
-    **{f"cifar5m/part{k}.npz": (f"https://storage.googleapis.com/gresearch/cifar5m/part{k}.npz", None)
-       for k in range(6)},
-}
-
-CIFAR10_DIR = "cifar-10-batches-py"
-CIFAR10_BATCHES = [f"data_batch_{k}" for k in range(1, 6)]
+from ntk_utils.downloads import CIFAR10_BATCHES, CIFAR10_DIR, SOURCES, DataError, cifar10_folder, fetch_file
 
 # task -> (dataset, default (+1 classes, -1 classes))
 TASK_SPECS = {
@@ -116,124 +86,13 @@ SPLITS = {
 TEST_SEED = 2022  # the test set's stream: one fixed order, whatever the training seed
 
 
-class DataError(RuntimeError):
-    """A dataset file is missing (and could not be downloaded), corrupted, or fails its checksum."""
-
-
 def resolve_data_dir(data_dir=None):
     """The data cache as an absolute Path: data_dir, else $NTK_DATA_DIR, else ~/.cache/ntk-limits/data."""
     d = data_dir or os.environ.get("NTK_DATA_DIR") or Path.home() / ".cache" / "ntk-limits" / "data"
     return Path(d).expanduser().resolve()
 
 
-# ----------------------------------------------------------------------------- downloads
-
-def _md5(path):
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
-
-
-def download(url, dest, md5=None, progress=True, timeout=60):
-    """Download url to dest (a path) and return dest as a Path; a no-op when dest exists.
-
-    Bytes go to dest + ".part"; an existing .part (an interrupted run) is resumed with an HTTP
-    Range request, or restarted when the server answers with the whole file. The checksum is
-    checked before the atomic rename to dest: on a mismatch the .part is deleted. An interrupted
-    transfer raises DataError and keeps the .part for the next run to resume.
-    """
-    dest = Path(dest)
-    if dest.exists():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as e:
-        if e.code == 416 and have:  # the .part is as long as the file, or longer: start over
-            part.unlink()
-            return download(url, dest, md5, progress, timeout)
-        raise DataError(f"could not download {url} ({e})") from None
-    except (urllib.error.URLError, OSError) as e:
-        raise DataError(f"could not download {url} ({getattr(e, 'reason', e)})") from None
-
-    with response:
-        resumed = (have and response.status == 206
-                   and response.headers.get("Content-Range", "").startswith(f"bytes {have}-"))
-        if not resumed:
-            have = 0  # the server ignored the Range header: start over
-        length = response.headers.get("Content-Length")
-        total = have + int(length) if length is not None else None
-        try:
-            with open(part, "ab" if resumed else "wb") as f, \
-                    tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                         desc=dest.name, disable=not progress) as bar:
-                while chunk := response.read(1 << 20):
-                    f.write(chunk)
-                    bar.update(len(chunk))
-        except (OSError, http.client.HTTPException) as e:
-            raise DataError(f"download of {url} was interrupted ({e!r}); run again to resume {part}") from None
-
-    size = part.stat().st_size
-    if total is not None and size != total:
-        raise DataError(f"download of {url} was interrupted ({size} of {total} bytes); run again to resume {part}")
-    if md5 is not None:
-        got = _md5(part)
-        if got != md5:
-            part.unlink()
-            raise DataError(f"checksum mismatch for {url}: md5 {got}, expected {md5}; deleted the download")
-    os.replace(part, dest)
-    return dest
-
-
-def _fetch(name, root, hint):
-    """root / name, downloaded from SOURCES[name] if missing; a file already there is checked
-    against its md5 (when SOURCES has one). hint says what to place where, for offline use."""
-    path = root / name
-    url, md5 = SOURCES[name]
-    if not path.is_file():
-        try:
-            download(url, path, md5)
-        except DataError as e:
-            raise DataError(f"{path} is missing and {e}.\n{hint}") from None
-    elif md5 is not None and _md5(path) != md5:
-        raise DataError(f"{path} fails its md5 checksum (expected {md5}): a corrupted or truncated file. "
-                        f"Delete it and run again to download it.")
-    return path
-
-
-def _cifar10_folder(root):
-    """root / cifar-10-batches-py, extracted from the official tarball (fetched if needed)."""
-    folder = root / CIFAR10_DIR
-    needed = CIFAR10_BATCHES + ["test_batch"]
-    if all((folder / f).is_file() for f in needed):
-        return folder
-    if folder.exists():
-        missing = [f for f in needed if not (folder / f).is_file()]
-        raise DataError(f"{folder} is incomplete (missing {', '.join(missing)}); delete it and run again")
-    tar = _fetch("cifar-10-python.tar.gz", root,
-                 f"To work offline, place cifar-10-python.tar.gz in {root}/ "
-                 f"or the extracted {CIFAR10_DIR}/ folder there.")
-    # Extract next to the destination and rename: a reader never sees a half-extracted folder.
-    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
-    try:
-        try:
-            with tarfile.open(tar) as t:
-                t.extractall(tmp, filter="data")
-        except (tarfile.TarError, EOFError, OSError) as e:
-            raise DataError(f"{tar} is corrupted or truncated ({e}); delete it and run again") from None
-        if not all((tmp / CIFAR10_DIR / f).is_file() for f in needed):
-            raise DataError(f"{tar} does not hold the official {CIFAR10_DIR}/ files; delete it and run again")
-        if not folder.exists():  # else another process extracted it meanwhile
-            os.replace(tmp / CIFAR10_DIR, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
-
+# ----------------------------------------------------------------------------- fetching a dataset
 
 def fetch(dataset, data_dir=None):
     """Make sure every file of a dataset ("cifar10", "cifar5m" or "svhn") is in the data cache."""
@@ -305,8 +164,8 @@ def _corrupt(path, e):
     return DataError(f"{path} is corrupted or truncated ({type(e).__name__}: {e}); delete it and run again")
 
 
-def _read_cifar10_batch(path):
-    """One official pickle -> images (N, 32, 32, 3) uint8, labels (N,) int64."""
+def _read_cifar10_batch(path, labels_only=False):
+    """One official pickle -> images (N, 32, 32, 3) uint8, labels (N,) int64 (or the labels only)."""
     try:
         with open(path, "rb") as f:
             batch = pickle.load(f, encoding="bytes")
@@ -317,12 +176,15 @@ def _read_cifar10_batch(path):
         raise _corrupt(path, e) from None
     if len(x) != len(y):
         raise _corrupt(path, ValueError(f"{len(x)} images but {len(y)} labels"))
-    return x, y
+    return y if labels_only else (x, y)
 
 
-def _read_svhn(path):
-    """Official .mat -> images (N, 32, 32, 3) uint8, labels (N,) int64 with digit 0 as 0 (not 10)."""
+def _read_svhn(path, labels_only=False):
+    """Official .mat -> images (N, 32, 32, 3) uint8, labels (N,) int64 with digit 0 as 0 (not 10)
+    (or the labels only)."""
     try:
+        if labels_only:
+            return scipy.io.loadmat(path, variable_names=["y"])["y"].reshape(-1).astype(np.int64) % 10
         mat = scipy.io.loadmat(path)
         x, y = mat["X"], mat["y"]
         assert x.shape[:3] == (32, 32, 3) and x.shape[3] == y.size, f"X {x.shape}, y {y.shape}"
@@ -353,11 +215,14 @@ def _npz_memmap(path, key):
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
 
 
-def _read_cifar5m_part(path):
-    """Official part .npz -> images (N, 32, 32, 3) uint8 (memory-mapped when possible), labels (N,) int64."""
+def _read_cifar5m_part(path, labels_only=False):
+    """Official part .npz -> images (N, 32, 32, 3) uint8 (memory-mapped when possible), labels (N,)
+    int64 (or the labels only)."""
     try:
         with np.load(path) as npz:
             y = npz["Y"].astype(np.int64)
+            if labels_only:
+                return y
             x = _npz_memmap(path, "X")
             if x is None:  # a compressed copy: nothing to map, read the whole part
                 x = npz["X"]
@@ -368,33 +233,52 @@ def _read_cifar5m_part(path):
     return x, y
 
 
+# dataset -> reader(path, labels_only=False): (images (N, 32, 32, 3) uint8, labels (N,) int64) of one file
+READERS = {"cifar10": _read_cifar10_batch, "svhn": _read_svhn, "cifar5m": _read_cifar5m_part}
+OFFLINE_HINTS = {"svhn": "To work offline, place train_32x32.mat and test_32x32.mat in {root}/.",
+                 "cifar5m": "To work offline, place the CIFAR-5m files part0.npz ... part5.npz in {root}/cifar5m/."}
+
+
+def _split_files(dataset, split):
+    """The files holding one split of a dataset, in order, as paths relative to the data cache."""
+    if dataset == "cifar10":
+        return [f"{CIFAR10_DIR}/{f}" for f in (CIFAR10_BATCHES if split == "train" else ["test_batch"])]
+    if dataset in ("svhn", "cifar5m"):
+        return [f"{split}_32x32.mat" if dataset == "svhn" else f"cifar5m/{split}.npz"]
+    raise ValueError(f"unknown dataset {dataset!r}")
+
+
 @functools.lru_cache(maxsize=None)
 def _load_split(dataset, split, root):
     """(images (N, 32, 32, 3) uint8, labels (N,) int64 in 0..9) of one split, fetched if needed.
     Cached for the process: the raw arrays, not the preprocessed ones (those depend on the task)."""
-    root = Path(root)
-    if dataset == "cifar10":
-        folder = _cifar10_folder(root)
-        files = CIFAR10_BATCHES if split == "train" else ["test_batch"]
-        parts = [_read_cifar10_batch(folder / f) for f in files]
-        for f in files:
-            _record(folder / f, root)
-        return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
-    if dataset == "svhn":
-        hint = f"To work offline, place train_32x32.mat and test_32x32.mat in {root}/."
-        name = f"{split}_32x32.mat"
-        out = _read_svhn(_fetch(name, root, hint))
-        _record(root / name, root, official=True if SOURCES[name][1] else None)  # _fetch checked its md5
-        return out
     if dataset == "synthetic":
         _SYNTHETIC_READ[0] = True
         return _synthetic(split)
-    if dataset == "cifar5m":
-        hint = f"To work offline, place the CIFAR-5m files part0.npz ... part5.npz in {root / 'cifar5m'}/."
-        out = _read_cifar5m_part(_fetch(f"cifar5m/{split}.npz", root, hint))
-        _record(root / f"cifar5m/{split}.npz", root)  # no official checksums are published
-        return out
-    raise ValueError(f"unknown dataset {dataset!r}")
+    root, names = Path(root), _split_files(dataset, split)
+    if dataset == "cifar10":
+        cifar10_folder(root)   # extracted from the tarball (fetched) if needed
+        paths = [root / name for name in names]
+    else:
+        paths = [fetch_file(name, root, OFFLINE_HINTS[dataset].format(root=root)) for name in names]
+    parts = [READERS[dataset](path) for path in paths]
+    for name, path in zip(names, paths):   # official: fetch_file checked the md5, where SOURCES has one
+        _record(path, root, official=True if SOURCES.get(name, (None, None))[1] else None)
+    if len(parts) == 1:   # as read: a CIFAR-5m part stays memory-mapped
+        return parts[0]
+    return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
+
+
+@functools.lru_cache(maxsize=None)
+def _split_labels(dataset, split, root):
+    """Labels (N,) int64 of one split, read from files already in the data cache (DataError when
+    one is missing: nothing is downloaded or extracted). Not recorded as read (see files_fingerprint)."""
+    if dataset == "synthetic":
+        return _synthetic(split)[1]
+    files = [Path(root) / name for name in _split_files(dataset, split)]
+    if missing := [str(f) for f in files if not f.is_file()]:
+        raise DataError(f"not in the data cache: {', '.join(missing)}")
+    return np.concatenate([READERS[dataset](f, labels_only=True) for f in files])
 
 
 def _synthetic(split, n={"train": 4000, "test": 1000}):
@@ -480,13 +364,21 @@ def _channel_stats(dataset, split, classes, image_size, root):
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+def _is_class_id(c):
+    """An int or numpy integer, not a bool: 3.7, True or "3" are no class ids (never rounded or cast)."""
+    return isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_))
+
+
 def _check_classes(classes):
-    """((+1 ids), (-1 ids)) as sorted tuples; a bare int on a side means that one class."""
+    """((+1 ids), (-1 ids)) as sorted tuples; a bare id on a side means that one class."""
     try:
-        pos, neg = ([int(c) for c in np.atleast_1d(side)] for side in classes)
+        pos, neg = ([side] if _is_class_id(side) else list(side) for side in classes)
     except (TypeError, ValueError):
         raise ValueError(f"classes must be a pair of class-id lists, e.g. ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9)) "
                          f"or ((3,), (5,)); got {classes!r}") from None
+    if bad := [c for c in pos + neg if not _is_class_id(c)]:
+        raise ValueError(f"classes: class ids must be integers in 0..9, got {bad[0]!r} in {classes!r}")
+    pos, neg = [int(c) for c in pos], [int(c) for c in neg]
     if not pos or not neg or set(pos) & set(neg) or not all(0 <= c <= 9 for c in pos + neg):
         raise ValueError(f"classes must be two non-empty, disjoint lists of ids in 0..9; got {classes!r}")
     return tuple(sorted(set(pos))), tuple(sorted(set(neg)))
@@ -550,30 +442,6 @@ def load_task(name, n_train, n_test, seed=0, image_size=32, classes=None, skip=0
 
     return (*assemble(train), *assemble(test))
 
-
-
-@functools.lru_cache(maxsize=None)
-def _split_labels(dataset, split, root):
-    """Labels (N,) int64 of one split, read from files already in the data cache (DataError when
-    one is missing: nothing is downloaded or extracted). Not recorded as read (see files_fingerprint)."""
-    root = Path(root)
-    if dataset == "synthetic":
-        return _synthetic(split)[1]
-    if dataset == "cifar10":
-        files = [root / CIFAR10_DIR / f for f in (CIFAR10_BATCHES if split == "train" else ["test_batch"])]
-    else:
-        files = [root / (f"{split}_32x32.mat" if dataset == "svhn" else f"cifar5m/{split}.npz")]
-    if missing := [str(f) for f in files if not f.is_file()]:
-        raise DataError(f"not in the data cache: {', '.join(missing)}")
-    if dataset == "cifar10":
-        return np.concatenate([_read_cifar10_batch(f)[1] for f in files])
-    try:
-        if dataset == "svhn":
-            return scipy.io.loadmat(files[0], variable_names=["y"])["y"].reshape(-1).astype(np.int64) % 10
-        with np.load(files[0]) as npz:
-            return npz["Y"].astype(np.int64)
-    except Exception as e:
-        raise _corrupt(files[0], e) from None
 
 
 def available(task, classes=None, data_dir=None):

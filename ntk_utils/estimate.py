@@ -2,10 +2,13 @@
 
     python -m ntk_utils.grid estimate parameters/paper.yaml [--rates cpu | h200-spec | rates.json]
 
-Each cell of a grid file (``grid.load_grid``) is read as its notebook reads it
-(``params.build``: the Setup and the notebook's own options, defaults filled in), and the work
-of its section (``ntk_utils/sections/*.py``) is listed: D = len(data_seeds) data draws, S =
-len(seeds) seeds, T = n_test test images, N = max(n_values)::
+Each cell of a grid file (``gridfile.load_grid``) is read as its notebook reads it
+(``params.build``: the Setup and the notebook's own options, defaults filled in), and its
+section (``ntk_utils/sections/*.py``) declares its work: each section's ``work(tally, setup,
+**options)``, beside its ``run`` and with the helpers that decide the run's loops, hands every
+network and kernel the run computes to a :class:`Work` (tests/test_estimate.py checks the counts
+against tiny real runs). D = len(data_seeds) data draws, S = len(seeds) seeds, T = n_test test
+images, N = max(n_values)::
 
     notebook            networks trained                          eNTK                            infinite NTK
     primer              one per width and the rich one (full      Θ_0, Θ_T on n_train, Θ_t at     mlp, n_train and
@@ -16,7 +19,8 @@ len(seeds) seeds, T = n_test test images, N = max(n_values)::
                         D S per width of widths_sweep and         at init, on n_fixed             D (cnn5) on n_fixed
                         cnn5_widths, on n_fixed
     03_hyperparameters  D S per n per variant (its recipe)        D S at init, on N               D, on N
-    04_after_kernel     D S per m of n_values, m_values, m_fixed  after-kernels (_after_kernel)   -
+    04_after_kernel     D S per m of n_values, m_values, m_fixed  after-kernels (after_kernel_      -
+                                                                  sizes); D S at init, on N
     05_kernel_dynamics  D S on n_train (snapshots), D S per n     D S per snapshot: pool, fresh   -
 
 A kernel on n training images with themselves computes n(n+1)/2 entries (the tiles on and above
@@ -38,11 +42,11 @@ measured; or a file that ``benchmarks/bench_roofline.py --rates FILE`` measured 
 
 F is the forward FLOPs of one example and P the parameter count (:func:`network_cost`); a
 backward pass costs two forwards. For the eNTK, where ``kernels.empirical_ntk`` keeps every
-Jacobian (they fit in ``kernels.JACOBIAN_BYTES`` and P <= ``kernels.FULL_JACOBIAN_MAX_PARAMS``)
+Jacobian (``kernels.uses_full_jacobian``)
 ``examples`` = n1 + n2 and one product J1 J2ᵀ makes all n1 · n2 ``products`` (the whole matrix,
 even for x1 with itself); otherwise (``kernels.tiled_kernel``) every pair of tiles of t images
-recomputes both tiles' Jacobians: 2 t examples and t² products per tile, t as
-``kernels._auto_tile`` picks it. The infinite NTK's FLOPs per pair are counted from fast_ntk's
+recomputes both tiles' Jacobians: 2 t examples and t² products per tile, t =
+``kernels.entk_tile_size``. The infinite NTK's FLOPs per pair are counted from fast_ntk's
 recursion (:func:`infinite_ntk_work`). Not counted: kernel-regression solves (benchmarks/README.md:
 3.9 s at n = 8000 on this CPU, growing as n³), data loading, figures.
 """
@@ -52,7 +56,7 @@ import json
 import math
 import os
 
-from ntk_utils import kernels, models, params, sections
+from ntk_utils import gridfile, kernels, models, params, sections
 
 CHANNELS = 3   # every task's images are RGB
 
@@ -70,7 +74,7 @@ class Rates:
     jacobian_flops: float      # per-example gradients (kernels.jacobian_fn, chunks of 256): 3 F per example
     train_call_seconds: float  # per network: compiling its step
     entk_call_seconds: float   # per eNTK call: compiling the Jacobian (kernels.empirical_ntk jits per call)
-    tile_elements: float = 6e7   # kernels._auto_tile: tile x P per Jacobian (CPU; GPUs: free memory / 8)
+    tile_elements: float = kernels.TILE_ELEMENTS_CPU   # tile x P per Jacobian (GPUs: free memory / 8)
     memory_bandwidth: float = 0.0  # bytes/s of c = a + b on arrays beyond any cache (bench_roofline)
 
     @classmethod
@@ -89,7 +93,7 @@ class Rates:
         """Rates of another device, assumed to reach the fractions of its limits that this one
         reached of its own: compute rates scale with the matrix-product FLOP/s, the (memory-bound,
         bench_roofline) fast_ntk with the memory bandwidth; Jacobian tiles take a quarter of its
-        memory, as ``kernels._auto_tile`` sizes them on GPUs. Compilation times are kept (host work)."""
+        memory, as ``kernels.empirical_ntk`` sizes them on GPUs. Compilation times are kept (host work)."""
         compute, memory = matmul_flops / self.matmul_flops, memory_bandwidth / self.memory_bandwidth
         return Rates(device, {s: t / memory for s, t in self.fast_ntk_seconds.items()}, matmul_flops,
                      self.train_flops * compute, self.jacobian_flops * compute, self.train_call_seconds,
@@ -134,82 +138,9 @@ def rates_named(name):
 
 # ---------------------------------------------------------------- per network / kernel
 
-def network_cost(arch, image_size, channels=CHANNELS):
-    """(F, P): forward FLOPs of one example (2 per multiply-add of the Conv / Dense layers) and
-    the number of parameters of ``arch`` on image_size x image_size x channels inputs."""
-    h = w = image_size
-    c, flops, count = channels, 0, 0
-    bias = arch.b_std is not None
-    for layer in arch.layers:
-        if layer.kind == "conv":
-            weights = layer.size ** 2 * c * layer.width
-            flops += 2 * h * w * weights
-            count += weights + bias * layer.width
-            c = layer.width
-        elif layer.kind == "dense":
-            flops += 2 * h * w * c * layer.width     # on pixels when before Flatten / GlobalAvgPool
-            count += c * layer.width + bias * layer.width
-            c = layer.width
-        elif layer.kind == "avgpool":
-            h, w = h // layer.window, w // layer.window
-        elif layer.kind == "global_avgpool":
-            h = w = 1
-        elif layer.kind == "flatten":
-            h, w, c = 1, 1, h * w * c
-    return flops, count
-
-
-RELU_FLOPS = 38   # fast_ntk._relu per element, float32 (degree-9 arccos polynomial: 18, 3 sqrt)
-
-
-def infinite_ntk_work(arch, image_size, channels=CHANNELS):
-    """(FLOPs, bytes, largest state bytes) of one image pair's infinite NTK, counted layer by
-    layer from fast_ntk's recursion (float32; E = the layer's pixel-pair elements H²W²; m = 1
-    array Σ or 2, Σ and Θ):
-
-        input        2 C FLOPs per element                  writes Σ: 4 bytes
-        conv k       m (2k - 1)  (k shifted sums per axis)  reads and writes the state: 8 m
-        relu         38 + the conv's affine (1, or 3 with Θ)  reads 4 m, writes Σ', Θ': 8
-        avgpool w    m                                      4 m (1 + 1/w⁴)
-        global pool  m                                      4 m
-        dense        3 per pair after pooling (left out before: on pixels it is an affine)
-
-    Bytes are the compulsory traffic of evaluating layer by layer, each output materialised once
-    (benchmarks/bench_roofline.py compares both with what fast_ntk achieves).
-    """
-    elements = (image_size * image_size) ** 2
-    m, affine = 1, 1
-    flops, moved = 2 * channels * elements, 4 * elements
-    largest = moved
-    for layer in arch.layers:
-        if layer.kind == "conv":
-            flops += m * (2 * layer.size - 1) * elements
-            moved += 8 * m * elements
-            affine = 1 + 2 * (m == 2)    # applied inside the next ReLU (fast_ntk._kernel_ops)
-        elif layer.kind == "dense":
-            affine = 1 + 2 * (m == 2)
-            if elements == 1:
-                flops += affine
-        elif layer.kind == "relu":
-            flops += (RELU_FLOPS + affine) * elements
-            moved += (4 * m + 8) * elements
-            m = 2
-        elif layer.kind == "avgpool":
-            out = elements // layer.window ** 4
-            flops += m * elements
-            moved += 4 * m * (elements + out)
-            elements = out
-        elif layer.kind in ("global_avgpool", "flatten"):
-            flops += m * elements
-            moved += 4 * m * elements
-            elements = 1
-        largest = max(largest, 4 * m * elements)
-    return flops, moved, largest
-
-
-def _tile(count, rates):
-    """kernels._auto_tile for a network of ``count`` parameters."""
-    return int(min(512, max(8, 2 ** int(math.log2(max(1, rates.tile_elements // max(1, count)))))))
+# network_cost (F, P) and infinite_ntk_work (FLOPs, bytes per pair) live in the layer registry,
+# where each layer kind declares its costs.
+from ntk_utils.layers import infinite_ntk_work, network_cost  # noqa: E402
 
 
 def entk_seconds(arch, image_size, n1, n2=None, rates=CPU):
@@ -217,10 +148,10 @@ def entk_seconds(arch, image_size, n1, n2=None, rates=CPU):
     or None (x1 with itself), by the time model of the module docstring."""
     forward, count = network_cost(arch, image_size)
     n_total = n1 + (n2 or 0)
-    if n_total * count * 4 <= kernels.JACOBIAN_BYTES and count <= kernels.FULL_JACOBIAN_MAX_PARAMS:
+    if kernels.uses_full_jacobian(count, n_total):
         examples, products = n_total, n1 * (n2 or n1)      # one product J1 J2ᵀ, the whole matrix
     else:   # kernels.tiled_kernel: tiles padded to t images, each pair of tiles computes both Jacobians
-        t = _tile(count, rates)
+        t = kernels.entk_tile_size(count, rates.tile_elements)
         tiles = kernel_entries(-(-n1 // t), None if n2 is None else -(-n2 // t))
         examples, products = 2 * t * tiles, t * t * tiles
     return (3 * forward * examples / rates.jacobian_flops + 2 * count * products / rates.matmul_flops
@@ -279,6 +210,35 @@ class Work:
         if test:
             calls[key + ("test", self.n_test)] = (arch, self.image_size, self.n_test, n)
 
+    def params_at(self, network, seed, t):
+        """The key of a network's parameters θ_t after t steps (``network``: its key); θ_0 is
+        the initialization of its ``seed``."""
+        return ("init", seed) if t == 0 else (network, t)
+
+    # What each measurement of ntk_utils.experiments computes, one method per function of the
+    # same name, with a draw key in place of its Task: the sections' ``work`` call these.
+
+    def network_outcomes(self, arch, draw, ns, seeds, config):
+        """A network per seed and n; returns {(seed, n): its key}."""
+        return {(seed, n): self.train(arch, draw, n, dataclasses.replace(config, seed=seed))
+                for seed in seeds for n in ns}
+
+    def entk_outcomes(self, arch, params, draw, ns, samples="pool"):
+        """The eNTK at ``params`` on the first max(ns) of ``samples``, and against the test set."""
+        self.kernel("entk", arch, draw, max(ns), params=params, samples=samples)
+
+    def entk_init_outcomes(self, arch, draw, ns, seeds):
+        for seed in seeds:
+            self.entk_outcomes(arch, ("init", seed), draw, ns)
+
+    def infinite_outcomes(self, arch, draw, ns):
+        self.kernel("infinite", arch, draw, max(ns))
+
+    def width_sweep(self, make_arch, widths, draw, n, seeds, config):
+        for width in widths:
+            self.network_outcomes(make_arch(width), draw, [n], seeds, config)
+            self.entk_init_outcomes(make_arch(width), draw, [n], seeds)
+
     def update(self, other):
         for name in ("networks", "entk", "infinite"):
             getattr(self, name).update(getattr(other, name))
@@ -301,140 +261,20 @@ class Work:
                 "hours": (train_s + entk_s + inf_s) / 3600}
 
 
-def _runs(work, setup):
-    """(draw key, seed) of every run of a section: data draws x seeds."""
-    return [(work.draw(d), s) for d in setup.data_seeds for s in setup.seeds]
-
-
-def _primer(work, task, classes, image_size, n_train, n_test, widths, depth, lr, steps, seed, rich_width, rich_lr,
-            n_snapshots, n_values, scaling_width, lr_candidates):
-    from ntk_utils import train
-    from ntk_utils.sections import primer
-    times = primer.snapshot_times(steps, n_snapshots)
-    work.n_test, work.data = n_test, (task, classes)
-    draw = work.draw(0)
-    for width, step, arch in [(w, lr, models.mlp(depth, w)) for w in widths] + [
-            (rich_width, rich_lr, models.arch_from_config("mlp", rich_width, depth, "standard"))]:
-        followed = arch.parameterization == "standard" or width == max(widths)   # part 3: Θ_t at each snapshot
-        config = primer._gradient_descent(step, steps, seed, times)
-        trained = work.train(arch, draw, n_train, config)
-        for t in (times[1:] if followed else [times[-1]]):
-            work.kernel("entk", arch, draw, n_train, params=(trained, t), test=t == times[-1] and followed)
-        work.kernel("entk", arch, draw, n_train, params=("init", seed))        # Θ_0, and against the test set
-    work.kernel("infinite", models.mlp(depth, 1), draw, n_train)
-    scaling_arch = models.mlp(depth, scaling_width)                             # part 4
-    for step in lr_candidates:
-        work.train(scaling_arch, draw, max(n_values), train.TrainConfig(lr=step, seed=seed))
-    for n in n_values:
-        work.train(scaling_arch, draw, n, train.TrainConfig(lr=lr_candidates[0], seed=seed))
-    work.kernel("infinite", models.mlp(depth, 1), draw, max(n_values))
-
-
-def _networks(work, setup, arch, ns, recipe=None):
-    """Networks of ``arch`` on every n of ``ns`` for every run (experiments.network_outcomes)."""
-    for draw, seed in _runs(work, setup):
-        for n in ns:
-            work.train(arch, draw, n, dataclasses.replace(recipe or setup.recipe, seed=seed))
-
-
-def _entk_init(work, setup, arch, n, samples="pool"):
-    """The eNTK at each run's initialization on n samples, and against the test set."""
-    for draw, seed in _runs(work, setup):
-        work.kernel("entk", arch, draw, n, params=("init", seed), samples=samples)
-
-
-def _infinite(work, setup, arch, n, task=None):
-    for d in setup.data_seeds:
-        work.kernel("infinite", arch, work.draw(d, task), n)
-
-
-def _data_scaling(work, setup, n_values):
-    _networks(work, setup, setup.net, n_values)
-    _entk_init(work, setup, setup.net, max(n_values))
-    _infinite(work, setup, setup.net, max(n_values))
-
-
-def _width(work, setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_fallback_task,
-           cnn5_widths):
-    from ntk_utils import data
-    from ntk_utils.sections import width as section
-    _infinite(work, setup, section.myrtle(setup, 1), max(max(n_values), n_fixed))
-    for w in widths_scaling:
-        _networks(work, setup, section.myrtle(setup, w), n_values)
-    try:   # panel (c)'s task, as sections.width.check decides it
-        data.available(svhn_task)
-        side = svhn_task
-    except (data.DataError, OSError):
-        side = svhn_fallback_task
-    for make, widths, task in ((section.myrtle, widths_sweep, None), (section.cnn5, cnn5_widths, side)):
-        for w in widths:
-            arch = make(setup, w)
-            for d in setup.data_seeds:
-                for seed in setup.seeds:
-                    draw = work.draw(d, task)
-                    work.train(arch, draw, n_fixed, dataclasses.replace(setup.recipe, seed=seed))
-                    work.kernel("entk", arch, draw, n_fixed, params=("init", seed))
-    _infinite(work, setup, section.cnn5(setup, 1), n_fixed, side)
-
-
-def _hyperparameters(work, setup, n_values, lr_high, lr_low, no_momentum_lr, variants):
-    from ntk_utils.sections import hyperparameters as section
-    _entk_init(work, setup, setup.net, max(n_values))
-    _infinite(work, setup, setup.net, max(n_values))
-    table = section.variants_table(lr_high, lr_low, no_momentum_lr)
-    for name in variants:
-        _networks(work, setup, setup.net, n_values, dataclasses.replace(setup.recipe, **table[name][1]))
-
-
-def _after_kernel(work, setup, n_values, m_values, n_fit, m_fixed):
-    """As sections.after_kernel._draw: per network trained on m, its after-kernel on the pool
-    (on m if m is an n of n_values, on max(n_values) if m is in m_fixed) and on the fresh
-    samples (the same, or n_fit when m is in m_values); the eNTK at init on N and on n_fit fresh."""
-    all_m = sorted(set(n_values) | set(m_values) | set(m_fixed))
-    fresh = ("fresh", max(all_m))   # Task.fresh: the samples after the draw's pool
-    for draw, seed in _runs(work, setup):
-        for m in all_m:
-            trained = work.train(setup.net, draw, m, dataclasses.replace(setup.recipe, seed=seed))
-            pool_ns = ({m} if m in n_values else set()) | (set(n_values) if m in m_fixed else set())
-            fresh_ns = pool_ns | ({n_fit} if m in m_values else set())
-            if pool_ns:
-                work.kernel("entk", setup.net, draw, max(pool_ns), params=trained)
-            work.kernel("entk", setup.net, draw, max(fresh_ns), params=trained, samples=fresh)
-    _entk_init(work, setup, setup.net, n_fit, samples=fresh)    # K^F_0(n_fit)
-    _entk_init(work, setup, setup.net, max(n_values))           # eNTK (init)
-
-
-def _kernel_dynamics(work, setup, n_values, n_train, n_snapshots, first_snapshot, snapshot_steps, t_scaling):
-    from ntk_utils.sections import kernel_dynamics as section
-    schedule = section.snapshot_times(setup.recipe, n_train, n_snapshots, first_snapshot, snapshot_steps, t_scaling)
-    n_pool = max(n_values + [n_train])
-    for draw, seed in _runs(work, setup):
-        recipe = dataclasses.replace(setup.recipe, seed=seed, snapshot_steps=tuple(schedule.t_grid))
-        trained = work.train(setup.net, draw, n_train, recipe)
-        for t in schedule.t_grid:
-            params = ("init", seed) if t == 0 else (trained, t)    # θ_0 is the initialization
-            work.kernel("entk", setup.net, draw, n_pool, params=params)                          # K^t, pool
-            work.kernel("entk", setup.net, draw, n_train, params=params, samples=("fresh", n_pool))  # K^t, fresh
-    _networks(work, setup, setup.net, n_values)
-
-
-SECTIONS = {"primer": _primer, "data_scaling": _data_scaling, "width": _width, "hyperparameters": _hyperparameters,
-            "after_kernel": _after_kernel, "kernel_dynamics": _kernel_dynamics}
-
-
 def cell_work(notebook, parameters):
-    """The :class:`Work` of one cell (its notebook and checked parameters), or None for a notebook
-    that computes nothing to speak of (the summary)."""
-    section = sections.NOTEBOOKS.get(notebook)
-    if section not in SECTIONS:
+    """The :class:`Work` of one cell (its notebook and checked parameters), as its section's
+    ``work`` declares it, or None for a notebook that computes nothing to speak of (the summary)."""
+    if sections.NOTEBOOKS.get(notebook) in (None, "summary"):
         return None
+    section = sections.module(notebook)
     setup, options = params.build(notebook, parameters)
-    if setup is None:
-        work = Work(options["image_size"])
-        SECTIONS[section](work, **options)
+    if setup is None:   # the primer: one draw of its task; val_size 0 (parts 1-3 train without one;
+        # part 4's validation passes, ~3% of its training, are not counted)
+        work = Work(options["image_size"], n_test=options["n_test"], data=(options["task"], options["classes"]))
+        section.work(work, **options)
     else:
         work = Work(setup.image_size, setup.val_size, setup.n_test, (setup.task, setup.classes))
-        SECTIONS[section](work, setup, **options)
+        section.work(work, setup, **options)
     return work
 
 
@@ -446,8 +286,7 @@ def estimate(grid_file, rates=CPU):
     measured on; "added_hours": what the cell adds when the cells run in the grid file's order
     (what earlier cells computed comes from the cache). Cells of the summary notebook (which
     computes nothing to speak of) are left out."""
-    from ntk_utils import grid
-    _, cells, _ = grid.load_grid(grid_file)
+    _, cells, _ = gridfile.load_grid(grid_file)
     rows, everything, so_far = [], None, 0.0
     for cell in cells:
         work = cell_work(cell.notebook, cell.parameters)

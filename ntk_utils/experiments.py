@@ -64,11 +64,10 @@ def load(task, n_max, n_test, image_size=8, data_seed=0, val_size=500, classes=N
 
 
 def wrong(predictions, y):
-    """(T,) float: 1 where sign(prediction) != y (ties f = 0 count as +1, as in regression.test_error);
+    """(T,) float: 1 where the prediction is misclassified (regression.misclassified), else 0;
     NaN where a prediction is not finite."""
     f = np.asarray(predictions, dtype=float).reshape(-1)
-    out = (np.where(f >= 0, 1.0, -1.0) != np.asarray(y).reshape(-1)).astype(float)
-    return np.where(np.isfinite(f), out, np.nan)
+    return np.where(np.isfinite(f), regression.misclassified(f, y), np.nan)
 
 
 def kernel_outcomes(k_train, k_test_train, y, y_test, ns, ridge=0.0, f0=None, f0_test=None):
@@ -122,7 +121,8 @@ def init_params(arch, seed, task):
 def _entk(arch, params, x, x_test, n_max):
     """(K (n_max, n_max), K_test (T, n_max)): the eNTK of ``arch`` at ``params`` on the first n_max
     of x and between x_test and them (cached on disk)."""
-    return kernels.network_ntk(arch, params, x[:n_max]), kernels.network_ntk(arch, params, x_test, x[:n_max])
+    return (kernels.empirical_ntk_cached(arch, params, x[:n_max]),
+            kernels.empirical_ntk_cached(arch, params, x_test, x[:n_max]))
 
 
 def entk_outcomes(arch, params, x, y, x_test, y_test, ns, ridge=0.0, linearized=False):

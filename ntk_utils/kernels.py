@@ -17,15 +17,16 @@ neural-tangents' ``kernel_fn`` on tiles (:func:`tiled_kernel`).
 
 Both are computed in square tiles so memory stays bounded for n in the tens of thousands;
 a Gram matrix K(X, X) computes only the tiles on and above the diagonal and mirrors them.
-Tiles are spread round robin over all local jax devices (``fast_ntk.on_devices``) and
-accumulated on the host in float32, with a progress bar per kernel (tiles done, entries/s,
-time left). A tile is the same computation on any device, so the kernel does not depend on
-the number of devices (on one device: the numbers of a plain loop over the tiles). Tile
-sizes come from the devices' free memory where jax reports it (GPUs), else fixed defaults.
+Tiles are spread round robin over all local jax devices and accumulated on the host in
+float32, with a progress bar per kernel (tiles done, entries/s, time left): ``ntk_utils.tiles``,
+which fast_ntk shares. A tile is the same computation on any device, so the kernel does not
+depend on the number of devices (on one device: the numbers of a plain loop over the tiles).
+Tile sizes come from the devices' free memory where jax reports it (GPUs), else fixed
+defaults (:func:`entk_tile_size`).
 
 The ``*_cached`` helpers keep results in the content-addressed cache (``ntk_utils.cache``).
 A kernel of at least ``RESUME_ENTRIES`` entries is also written tile by tile into a folder
-beside its cache entry, ``<cache dir>/<kind>/<key>.partial/`` (``fast_ntk.TileStore``: a
+beside its cache entry, ``<cache dir>/<kind>/<key>.partial/`` (``tiles.TileStore``: a
 memory-mapped .npy and a record of the finished tiles): a computation killed midway resumes
 from its last recorded tile when called again, and gives the same kernel; once the kernel is
 in the cache the folder is removed.
@@ -38,21 +39,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntk_utils import cache, fast_ntk, models
+from ntk_utils import cache, fast_ntk, models, tiles
 from ntk_utils._compat import neural_tangents
 
 # How the eNTK is computed ("auto", the default; the measurements behind it: benchmarks/README.md):
 # * when the Jacobians of all inputs fit in JACOBIAN_BYTES and the network has at most
 #   FULL_JACOBIAN_MAX_PARAMS parameters, they are computed once (plain jax, per-example
 #   gradients in chunks) and contracted in one matrix product: each Jacobian row is computed
-#   once instead of once per tile pair;
+#   once instead of once per tile pair (uses_full_jacobian);
 # * otherwise (wide networks, large n) neural-tangents implementation 1 (Jacobian contraction)
 #   on tiles, the fastest of its three on CPU (benchmarks/bench_empirical_ntk.py).
 DEFAULT_IMPLEMENTATION = "auto"
 JACOBIAN_BYTES = 4e9
 FULL_JACOBIAN_MAX_PARAMS = 2_000_000
+# Elements (tile x P) of one tile's Jacobian on CPU (no memory statistics): two of them in
+# float32 stay ~< 0.5 GB. On GPUs: a quarter of the least free device memory, over 2 x 4 bytes.
+TILE_ELEMENTS_CPU = 6e7
 # Cached kernels with at least this many entries (n1·n2; 4096 x 4096) are written tile by tile
-# to disk and resume after a crash (network_ntk / infinite_ntk_cached, argument resume_entries).
+# to disk and resume after a crash (empirical_ntk_cached / infinite_ntk_cached, argument resume_entries).
 RESUME_ENTRIES = 2 ** 24
 
 
@@ -60,13 +64,28 @@ def _param_count(params):
     return sum(int(np.prod(np.shape(leaf))) for leaf in jax.tree_util.tree_leaves(params))
 
 
-def _auto_tile(params, devices):
-    """Tile size: implementation 1 holds two tiles' Jacobians, tile x P float32 each. On CPU
-    (no memory statistics) keep them ~< 0.5 GB; on GPUs let them take a quarter of the least
-    free device memory (the rest: activations of the per-example backward passes)."""
-    free = fast_ntk.free_memory(devices)
-    elements = 6e7 if free is None else free / 4 / (2 * 4)
-    return int(np.clip(2 ** int(math.log2(max(1, elements // max(1, _param_count(params))))), 8, 512))
+def _jacobians_fit(param_count, n_examples):
+    return n_examples * param_count * 4 <= JACOBIAN_BYTES
+
+
+def uses_full_jacobian(param_count, n_examples):
+    """Whether the "auto" eNTK of a network of ``param_count`` parameters on ``n_examples``
+    inputs (n1 + n2) computes every Jacobian once (:func:`full_jacobian_ntk`), rather than
+    neural-tangents' implementation 1 on tiles."""
+    return _jacobians_fit(param_count, n_examples) and param_count <= FULL_JACOBIAN_MAX_PARAMS
+
+
+def entk_tile_size(param_count, tile_elements):
+    """Tile size of the tiled eNTK: implementation 1 holds two tiles' Jacobians, tile x P each;
+    the largest power of 2 with tile x P <= ``tile_elements``, between 8 and 512."""
+    return int(np.clip(2 ** int(math.log2(max(1, tile_elements // max(1, param_count)))), 8, 512))
+
+
+def _tile_elements(devices):
+    """:data:`TILE_ELEMENTS_CPU`, or on GPUs a quarter of the least free device memory (the
+    rest: activations of the per-example backward passes) over two float32 Jacobians."""
+    free = tiles.free_memory(devices)
+    return TILE_ELEMENTS_CPU if free is None else free / 4 / (2 * 4)
 
 
 def _replicas(tree, devices):
@@ -91,47 +110,27 @@ def tiled_kernel(tile_fn, x1, x2=None, *, batch_size, progress=None, desc="kerne
     flight per device; the blocks are written on the host in float32 as they come back.
     ``progress``: a bar of tiles done, entries/s and time left (None: from 5 tiles on).
     ``resume_dir``: write K tile by tile into this folder and resume from it
-    (``fast_ntk.TileStore``; the tiling must be the same).
+    (``tiles.TileStore``; the tiling must be the same).
     """
     x1 = np.asarray(x1)
     symmetric = x2 is None
     x2 = x1 if symmetric else np.asarray(x2)
     n1, n2 = len(x1), len(x2)
     devices = list(devices or jax.local_devices())
-    starts1, starts2 = range(0, n1, batch_size), range(0, n2, batch_size)
-    pairs = [(i, j) for i in starts1 for j in starts2 if not symmetric or j >= i]
-    if resume_dir is None:
-        store, out, done = None, np.zeros((n1, n2), np.float32), 0
-    else:
-        plan = {"shape": [n1, n2], "dtype": "float32", "batch_size": batch_size, "symmetric": symmetric,
-                "tiles": len(pairs)}
-        store = fast_ntk.TileStore(resume_dir, plan, ("kernel",), (n1, n2), np.float32)
-        (out,), done = store.arrays, store.done
-
-    def entries(i, j):
-        m = min(batch_size, n1 - i) * min(batch_size, n2 - j)
-        return 2 * m if symmetric and j != i else m
-
-    bar = fast_ntk.Progress(desc, len(pairs), n1 * n2, progress if progress is not None else len(pairs) > 4,
-                            done, sum(entries(i, j) for i, j in pairs[:done]))
+    t1, t2 = -(-n1 // batch_size), -(-n2 // batch_size)
+    pairs = [(i, j) for i in range(t1) for j in range(t2) if not symmetric or j >= i]
+    matrix = tiles.TiledKernel(("kernel",), (n1, n2), (batch_size, batch_size), pairs, symmetric=symmetric,
+                               dtype=np.float32, batch_size=batch_size, desc=desc, show=progress, min_tiles=5,
+                               resume_dir=resume_dir)
 
     def tile(ij, device):
-        i, j = ij
-        a, b = (jax.device_put(_pad(x[s:s + batch_size], batch_size), device) for x, s in ((x1, i), (x2, j)))
+        a, b = (jax.device_put(_pad(x[t * batch_size:(t + 1) * batch_size], batch_size), device)
+                for x, t in ((x1, ij[0]), (x2, ij[1])))
         return tile_fn(a, b)
 
-    todo = pairs[done:]
-    for k, ((i, j), block) in enumerate(zip(todo, fast_ntk.on_devices(tile, todo, devices)), done):
-        m1, m2 = min(batch_size, n1 - i), min(batch_size, n2 - j)
-        block = np.asarray(block)[:m1, :m2]
-        out[i:i + m1, j:j + m2] = block
-        if symmetric and j != i:
-            out[j:j + m2, i:i + m1] = block.T
-        bar.tile(entries(i, j))
-        if store is not None:
-            store.finished(k + 1)
-    bar.close()
-    return out if store is None else store.close()[0]
+    todo = pairs[matrix.done:]
+    matrix.fill(todo, ([block] for block in tiles.on_devices(tile, todo, devices)))
+    return matrix.close()[0]
 
 
 def jacobian_fn(apply_fn):
@@ -155,7 +154,7 @@ def full_jacobian_ntk(apply_fn, params, x1, x2=None, *, batch_size=256, devices=
         x = np.asarray(x)
         chunks = [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
         run = lambda c, d: jacobian(on[d], jax.device_put(_pad(c, batch_size), d))
-        return np.concatenate([j[:len(c)] for c, j in zip(chunks, fast_ntk.on_devices(run, chunks, devices))])
+        return np.concatenate([j[:len(c)] for c, j in zip(chunks, tiles.on_devices(run, chunks, devices))])
     j1 = rows(x1)
     if x2 is None:
         k = j1 @ j1.T
@@ -185,11 +184,10 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, batch_size=None, implementat
       (n1, n2) float32 numpy array.
     """
     devices = list(devices or jax.local_devices())
-    n_total = len(x1) + (0 if x2 is None else len(x2))
-    fits = n_total * _param_count(params) * 4 <= JACOBIAN_BYTES
+    n_total, param_count = len(x1) + (0 if x2 is None else len(x2)), _param_count(params)
     if implementation == "auto":
-        implementation = 0 if fits and _param_count(params) <= FULL_JACOBIAN_MAX_PARAMS else 1
-    if implementation == 0 and fits:
+        implementation = 0 if uses_full_jacobian(param_count, n_total) else 1
+    if implementation == 0 and _jacobians_fit(param_count, n_total):
         return full_jacobian_ntk(apply_fn, params, x1, x2, batch_size=min(256, batch_size or 256), devices=devices)
     if implementation == 0:
         jacobian = jacobian_fn(apply_fn)
@@ -201,9 +199,8 @@ def empirical_ntk(apply_fn, params, x1, x2=None, *, batch_size=None, implementat
             return empirical_ntk(apply_fn, params, x1, x2, batch_size=batch_size, implementation=0, progress=progress,
                                  devices=devices, resume_dir=resume_dir)
         ntk_fn = jax.jit(nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0, implementation=implementation))
-    if not batch_size and resume_dir is not None:
-        batch_size = (fast_ntk.TileStore.recorded(resume_dir) or {}).get("plan", {}).get("batch_size")
-    batch_size = batch_size or _auto_tile(params, devices)
+    batch_size = (batch_size or tiles.TileStore.batch_size(resume_dir)
+                  or entk_tile_size(param_count, _tile_elements(devices)))
     on = _replicas(params, devices)
     return tiled_kernel(lambda a, b: ntk_fn(a, b, on[a.device]), x1, x2, batch_size=batch_size, progress=progress,
                         desc="empirical NTK", devices=devices, resume_dir=resume_dir)
@@ -218,21 +215,19 @@ def infinite_ntk(arch, x1, x2=None, *, batch_size=None, get="ntk", progress=None
     """
     reason = fast_ntk.unsupported(arch, np.shape(x1)[1:])
     if reason is None:
-        return np.asarray(fast_ntk.infinite_ntk(arch, x1, x2, get=get, batch_size=batch_size, progress=progress,
-                                                devices=devices, resume_dir=resume_dir))
+        return np.asarray(fast_ntk.kernel(arch, x1, x2, get=get, batch_size=batch_size, progress=progress,
+                                          devices=devices, resume_dir=resume_dir))
     warnings.warn(f"fast_ntk cannot compute the infinite NTK of {arch.name}: {reason}; "
                   "using neural-tangents (several times slower)", stacklevel=2)
     nt = neural_tangents()
-    if not batch_size and resume_dir is not None:
-        batch_size = (fast_ntk.TileStore.recorded(resume_dir) or {}).get("plan", {}).get("batch_size")
-    batch_size = batch_size or 16
+    batch_size = batch_size or tiles.TileStore.batch_size(resume_dir) or 16
     # device_count=0: one device per tile (tiled_kernel spreads the tiles), jitted.
     kernel_fn = nt.batch(models.stax_kernel_fn(arch), batch_size=batch_size, device_count=0, store_on_device=False)
     return tiled_kernel(lambda a, b: kernel_fn(a, b, get), x1, x2, batch_size=batch_size, progress=progress,
                         desc=f"infinite {get.upper()}", devices=devices, resume_dir=resume_dir)
 
 
-def network_ntk(arch, params, x1, x2=None, *, use_cache=True, resume_entries=RESUME_ENTRIES, **kwargs):
+def empirical_ntk_cached(arch, params, x1, x2=None, *, use_cache=True, resume_entries=RESUME_ENTRIES, **kwargs):
     """Empirical NTK of the flax network of ``arch`` at ``params``, cached on disk; from
     ``resume_entries`` entries on written tile by tile and resumed after a crash."""
     apply_fn = models.flax_model(arch).apply

@@ -2,7 +2,8 @@
 
 An :class:`Arch` is a tuple of layer specs plus a parameterization. ``flax_model(arch)``
 builds the finite network and ``stax_kernel_fn(arch)`` the neural-tangents kernel of the
-*same* network, so the finite and infinite objects cannot drift apart.
+*same* network (``ntk_utils.fast_ntk.kernel`` reads the same specs), so the finite and infinite
+objects cannot drift apart.
 
 Parameterization (``arch.parameterization``)
 --------------------------------------------
@@ -20,103 +21,19 @@ biases (or with zero-initialized ones) ridgeless kernel regression with it does 
 W_std (the kernel only scales), so the same limit serves both parameterizations.
 
 Layers: ``Conv(width, size=3)`` (stride 1, SAME padding), ``Relu()``, ``AvgPool(window=2)``
-(stride = window, VALID), ``GlobalAvgPool()``, ``Flatten()``, ``Dense(width)``.
-Networks end in ``Dense(1)``: a scalar output f(x) for the ±1 binary tasks.
+(stride = window, VALID), ``GlobalAvgPool()``, ``Flatten()``, ``Dense(width)``: the layer
+registry ``ntk_utils.layers``, where each kind declares its flax operation, neural-tangents
+layer, fast_ntk rule and costs. Networks end in ``Dense(1)``: a scalar output f(x) for the ±1
+binary tasks.
 """
 import dataclasses
 import math
-from typing import ClassVar, Optional
+from typing import Optional
 
 import flax.linen as nn
-import jax.numpy as jnp
 
-
-# ------------------------------------------------------------------ the layer registry
-# Every layer kind is declared once, here: its spec (a frozen dataclass), its ``kind`` (the
-# name ntk_utils.fast_ntk reads), and how it becomes a flax operation and a neural-tangents
-# layer. FlaxNet and stax_layers only loop over these; fast_ntk refuses a kind it has no rule
-# for, by name.
-
-def _scales(arch):
-    return dict(W_std=arch.W_std, b_std=arch.b_std, parameterization=arch.parameterization)
-
-
-@dataclasses.dataclass(frozen=True)
-class Conv:
-    """size x size convolution, stride 1, SAME padding, ``width`` output channels."""
-    width: int
-    size: int = 3
-    kind: ClassVar[str] = "conv"
-
-    def flax(self, arch):
-        return _ScaledDense(self.width, (self.size, self.size), arch.parameterization, arch.W_std, arch.b_std)
-
-    def stax(self, arch, stax):
-        return stax.Conv(self.width, (self.size, self.size), padding="SAME", **_scales(arch))
-
-
-@dataclasses.dataclass(frozen=True)
-class Relu:
-    kind: ClassVar[str] = "relu"
-
-    def flax(self, arch):
-        return nn.relu
-
-    def stax(self, arch, stax):
-        return stax.Relu()
-
-
-@dataclasses.dataclass(frozen=True)
-class AvgPool:
-    """window x window average pooling, stride = window, VALID."""
-    window: int = 2
-    kind: ClassVar[str] = "avgpool"
-
-    def flax(self, arch):
-        w = (self.window, self.window)
-        return lambda x: nn.avg_pool(x, w, strides=w, padding="VALID")
-
-    def stax(self, arch, stax):
-        w = (self.window, self.window)
-        return stax.AvgPool(w, strides=w, padding="VALID")
-
-
-@dataclasses.dataclass(frozen=True)
-class GlobalAvgPool:
-    kind: ClassVar[str] = "global_avgpool"
-
-    def flax(self, arch):
-        return lambda x: jnp.mean(x, axis=(1, 2))
-
-    def stax(self, arch, stax):
-        return stax.GlobalAvgPool()
-
-
-@dataclasses.dataclass(frozen=True)
-class Flatten:
-    kind: ClassVar[str] = "flatten"
-
-    def flax(self, arch):
-        return lambda x: x.reshape((x.shape[0], -1))
-
-    def stax(self, arch, stax):
-        return stax.Flatten()
-
-
-@dataclasses.dataclass(frozen=True)
-class Dense:
-    """Fully connected layer with ``width`` outputs."""
-    width: int
-    kind: ClassVar[str] = "dense"
-
-    def flax(self, arch):
-        return _ScaledDense(self.width, None, arch.parameterization, arch.W_std, arch.b_std)
-
-    def stax(self, arch, stax):
-        return stax.Dense(self.width, **_scales(arch))
-
-
-LAYERS = {layer.kind: layer for layer in (Conv, Relu, AvgPool, GlobalAvgPool, Flatten, Dense)}
+# The layer specs, importable from here as well (models.Conv, ...).
+from ntk_utils.layers import LAYERS, AvgPool, Conv, Dense, Flatten, GlobalAvgPool, Relu
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +59,7 @@ class Arch:
         bad = [layer for layer in self.layers if LAYERS.get(getattr(layer, "kind", None)) is not type(layer)]
         if bad:
             raise ValueError(f"unknown layer specs {bad}; use {[t.__name__ for t in LAYERS.values()]} "
-                             "(new kinds go in the layer registry of ntk_utils/models.py)")
+                             "(a new kind joins the layer registry with ntk_utils.layers.register)")
         if not self.layers or not isinstance(self.layers[-1], Dense):
             raise ValueError("an Arch must end with a Dense readout layer")
 
@@ -242,49 +159,19 @@ def arch_from_config(name, width, depth=None, parameterization="standard"):
 
 # --------------------------------------------------------------------------- flax
 
-class _ScaledDense(nn.Module):
-    """Dense (or conv, via ``kernel_size``) layer in NTK or standard parameterization."""
-    features: int
-    kernel_size: Optional[tuple]
-    parameterization: str
-    W_std: float
-    b_std: Optional[float]
-
-    @nn.compact
-    def __call__(self, x):
-        fan_in = x.shape[-1] * (math.prod(self.kernel_size) if self.kernel_size else 1)
-        w_scale = self.W_std / math.sqrt(fan_in)
-        ntk = self.parameterization == "ntk"
-        init = nn.initializers.normal(1.0) if ntk else \
-            nn.initializers.variance_scaling(self.W_std ** 2, "fan_in", "truncated_normal")
-        shape = (*self.kernel_size, x.shape[-1], self.features) if self.kernel_size else (x.shape[-1], self.features)
-        w = self.param("kernel", init, shape)
-        if self.kernel_size:
-            y = jax_conv(x, w)
-        else:
-            y = x @ w
-        if ntk:
-            y = y * w_scale
-        if self.b_std is not None:
-            b = self.param("bias", nn.initializers.normal(1.0 if ntk else self.b_std), (self.features,))
-            y = y + (self.b_std * b if ntk else b)
-        return y
-
-
-def jax_conv(x, w):
-    """SAME-padded, stride-1 convolution of NHWC ``x`` with HWIO ``w``."""
-    from jax import lax
-    return lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
 class FlaxNet(nn.Module):
     """The finite network of an :class:`Arch`: NHWC images (n, H, W, C) -> outputs (n, 1)."""
     arch: Arch
 
     @nn.compact
     def __call__(self, x):
+        weighted = 0
         for layer in self.arch.layers:
-            x = layer.flax(self.arch)(x)
+            # flax draws a module's initial parameters from its name: the k-th layer with
+            # parameters is "_ScaledDense_<k>", as in every network this package has trained.
+            op = layer.flax(self.arch, f"_ScaledDense_{weighted}")
+            weighted += isinstance(op, nn.Module)
+            x = op(x)
         return x
 
 

@@ -315,16 +315,16 @@ def cg_solve(k, y, *, ridge=0.0, diag=None, tol=1e-6, maxiter=1000, rank=NYSTROM
                         detail=f"nystrom rank {rank}, tol {tol:g}")
 
 
+def misclassified(predictions, y):
+    """(T,) bool: sign(f) != y for predictions f and ±1 labels y, a tie f = 0 counting as +1: the
+    one 0-1 rule (test errors, per-example outcomes, a network's training and validation error)."""
+    predictions, y = np.asarray(predictions).reshape(-1), np.asarray(y).reshape(-1)
+    return np.where(predictions >= 0, 1.0, -1.0) != y
+
+
 def test_error(predictions, y):
     """0-1 error of sign predictions against ±1 labels: mean(sign(f) != y)."""
-    predictions, y = np.asarray(predictions).reshape(-1), np.asarray(y).reshape(-1)
-    return float(np.mean(np.where(predictions >= 0, 1.0, -1.0) != y))
-
-
-def mse(predictions, y):
-    """Mean squared error mean((f - y)^2)."""
-    predictions, y = np.asarray(predictions).reshape(-1), np.asarray(y).reshape(-1)
-    return float(np.mean((predictions - y) ** 2))
+    return float(np.mean(misclassified(predictions, y)))
 
 
 def kernel_test_error(k_train_train, y_train, k_test_train, y_test, *, ridge=0.0, solver="auto"):

@@ -5,14 +5,14 @@
     python -m ntk_utils.report GRID_DIR [--out DIR] [--reference DIR] [--screenshot PNG]
 
 Reads what a grid run left in its folder (``ntk_utils.grid``: each cell's executed notebook,
-results.json and figures; ``figures/`` with Figure 1, ``summary.json`` and the executed summary
-notebook) and writes, into ``outputs/report/<grid>/`` (git-ignored) unless ``--out`` says otherwise:
+results.json and figures; the executed summary notebook in ``figures/``) and writes, into
+``outputs/report/<grid>/`` (git-ignored) unless ``--out`` says otherwise:
 
     index.html    the front page: the grid and its provenance (the git commits, code fingerprints,
                   versions and devices in the cells' results.json), Figure 1, the tally of verdicts,
-                  the reproduction check against the reference (grid.compare: "k of K numbers within
-                  noise", and how many verdicts are the same), the failed, stale, not-run and
-                  orphaned cells, the table of exponents, the underfit caveats, the verdict table
+                  the reproduction check against the reference (reproduce.compare: "k of K numbers
+                  within noise", and how many verdicts are the same), the failed, stale, not-run and
+                  orphaned cells with why, the table of exponents, the underfit caveats, the verdict table
                   (one row per claim: cell, claim, held / not held / inconclusive, why), a gallery
                   of every cell's figures (captioned with the cell) and every executed notebook linked
     notebooks/    one page per executed notebook (nbconvert's HTMLExporter, images embedded), the
@@ -20,10 +20,12 @@ notebook) and writes, into ``outputs/report/<grid>/`` (git-ignored) unless ``--o
     figures/      copies of the figures the front page shows
 
 The reference is ``outputs/reference/<grid>`` unless ``--reference`` names another (none when the
-grid folder is the reference itself). The tables are those of ``figures/summary.json``, the
-summary notebook's (the grid as it was when the summary ran); a grid whose summary has not run
-gets them from its finished cells by the summary's own functions. Failed cells are those the
-summary lists and every ``<cell>.failed/`` folder. The pages are plain HTML and CSS with no
+grid folder is the reference itself). Only current cells are counted: the tables, the tally,
+Figure 1 (drawn again by ``sections.summary.figure1``) and the reproduction check come from the
+cells that ``cells.state`` finds current for the folder's grid file as it is now (``--grid-file``,
+else the one its ``grid.json`` records, else ``parameters/<grid>.yaml``), by the summary's own
+functions, never from an older ``figures/summary.json``; every other cell folder is listed as
+stale, failed or orphaned, with why. The pages are plain HTML and CSS with no
 network reference (no CDN: notebook math shows as TeX), so the folder opens from disk or can be
 published as it is. Each page records, once loaded, every image's natural width in its
 ``data-natural-width`` attribute and ``data-loaded="1"`` on ``<body>``: what the browser test
@@ -32,7 +34,6 @@ published as it is. Each page records, once loaded, every image's natural width 
 import argparse
 import collections
 import html
-import json
 import logging
 import pathlib
 import shutil
@@ -42,7 +43,10 @@ import sys
 import tempfile
 from urllib.parse import quote
 
-from ntk_utils import grid
+from matplotlib import pyplot as plt
+
+from ntk_utils import cells, reproduce
+from ntk_utils.gridfile import GridError
 from ntk_utils.paths import REPO_ROOT, atomic_write
 from ntk_utils.sections import summary
 
@@ -96,43 +100,25 @@ def href(path):
 
 # ------------------------------------------------------------------------ what the grid folder holds
 
-def summary_of(grid_dir):
-    """The summary's record (summary.json: exponents, claims, underfit, cells, stale, failed, todo,
-    orphaned), or the same from the finished cells by the summary's functions if it has not run;
-    the tally counted from the claims; "failed" also lists every ``<cell>.failed/`` folder."""
-    path = grid_dir / "figures" / "summary.json"
-    if path.is_file():
-        s = json.loads(path.read_text("utf-8"))
-    else:
-        records = {cell: json.loads(p.read_text("utf-8")) for cell, p in grid.finished_cells(grid_dir).items()}
-        claims = summary.claim_rows(records)
-        s = {"from_cells": True, "exponents": summary.exponent_rows(records), "claims": claims, "cells": list(records),
-             "underfit": {c: r["results"]["underfit"] for c, r in records.items() if r["results"].get("underfit")}}
-    for key in ("cells", "stale", "failed", "todo", "orphaned", "claims", "exponents"):
-        s.setdefault(key, [])
-    s["tally"] = summary.tally(s["claims"])
-    on_disk = [f"{p.parent.name}/{p.name[:-len('.failed')]}" for p in grid_dir.glob("*/*.failed") if p.is_dir()]
-    s["failed"] = list(dict.fromkeys(s["failed"] + sorted(on_disk)))
-    return s
+def summary_of(grid_dir, grid_file=None):
+    """The :class:`ntk_utils.sections.summary.Summary` of the folder's current cells (its grid file:
+    ``cells.grid_file_of``), as the summary notebook computes it."""
+    return summary.run(str(cells.grid_file_of(grid_dir, grid_file)), str(grid_dir))
 
 
 def cells_of(grid_dir, s):
     """[(cell id, folder, status, results.json record or None)] of every cell folder with an
-    executed notebook, in the summary's order; status: summarized, stale, failed, orphaned or
-    "not in the summary" (finished after it ran)."""
-    rows = [(cell, p.parent, json.loads(p.read_text("utf-8"))) for cell, p in grid.finished_cells(grid_dir).items()]
-    rows += [(cell, grid_dir / f"{cell}.failed", None) for cell in s["failed"]]
-    order = {cell: i for i, cell in enumerate(s["cells"] + s["stale"] + s["failed"])}
-    out = []
-    for cell, folder, record in sorted(rows, key=lambda r: (order.get(r[0], len(order)), r[0])):
-        if record is None:
-            status = "failed"
-        else:
-            status = next((k for k in ("stale", "orphaned") if cell in s[k]),
-                          "summarized" if cell in s["cells"] else "not in the summary")
+    executed notebook or results, current cells first; status: summarized (current), failed (a
+    ``<cell>.failed/`` folder), orphaned (no cell of the grid) or stale (any other results)."""
+    orphaned, out = set(s.not_summarized["orphaned"]), []
+    for cell, folder, failed in cells.walk(grid_dir):
+        record = None if failed or not (folder / "results.json").is_file() else cells.read_results(folder / "results.json")
+        status = "failed" if failed else "orphaned" if f"{folder.parent.name}/{folder.name}" in orphaned \
+            else "summarized" if cell in s.records else "stale"
         if (folder / "notebook.ipynb").is_file() or record is not None:
             out.append((cell, folder, status, record))
-    return out
+    order = {cell: i for i, cell in enumerate([*s.records, *s.not_summarized["stale"], *s.not_summarized["failed"]])}
+    return sorted(out, key=lambda r: (order.get(r[0], len(order)), r[0], r[2]))
 
 
 def provenance(records):
@@ -151,21 +137,21 @@ def provenance(records):
     return lines
 
 
-def reproduction(grid_dir, reference, s):
-    """The reproduction check against ``reference`` (grid.compare and the verdicts), as HTML."""
+def reproduction(grid_dir, reference, s, grid_file=None):
+    """The reproduction check of the current cells against ``reference`` (reproduce.compare, and
+    the verdicts of the reference's cells), as HTML."""
     if reference is None:
         return ("<p>No reference to compare with (the default, <code>outputs/reference/&lt;grid&gt;</code>, is "
                 "absent or this folder itself; <code>--reference DIR</code> names another).</p>")
-    r = grid.compare(grid_dir, reference)
+    r = reproduce.compare(grid_dir, reference, grid_file)
+    reference_cells = len(r["reproduced"]) + len(r["not_reproduced"])
     parts = [f"<p>Against <code>{esc(summary.shown(reference))}</code>: <b>{r['within']} of {r['compared']} "
-             f"numbers within noise</b> (3&middot;&radic;2 standard errors of the reference's own spread)"]
-    ref_summary = reference / "figures" / "summary.json"
-    if ref_summary.is_file():
-        theirs = {(c, claim): v for c, claim, v, _ in json.loads(ref_summary.read_text("utf-8"))["claims"]}
-        both = [(c, claim, v) for c, claim, v, _ in s["claims"] if (c, claim) in theirs]
-        same = sum(theirs[c, claim] == v for c, claim, v in both)
-        parts.append(f"; {same} of {len(both)} verdicts the same")
-    parts.append(".</p>")
+             f"numbers within noise</b> (3&middot;&radic;2 standard errors of the reference's own spread), "
+             f"{len(r['reproduced'])} of {reference_cells} reference cells reproduced by a current cell"]
+    theirs = {(c, claim): v for c, claim, v, _ in summary.claim_rows(
+        {c: cells.read_results(path) for c, path in cells.finished_cells(reference).items()})}
+    both = [(c, claim, v) for c, claim, v, _ in s.claims if (c, claim) in theirs]
+    parts.append(f"; {sum(theirs[c, claim] == v for c, claim, v in both)} of {len(both)} verdicts the same.</p>")
     if r["outside"]:
         parts.append("<table><tr><th>cell</th><th>curve</th><th>x</th><th>fresh</th><th>reference</th>"
                      "<th>allowed &plusmn;</th></tr>")
@@ -174,9 +160,11 @@ def reproduction(grid_dir, reference, s):
                   f"<td class=num>{num(allowed, '.4f')}</td></tr>"
                   for cell, name, x_name, x, got, ref, allowed in r["outside"]]
         parts.append("</table>")
-    for key, what in (("only_fresh", "only in this grid"), ("only_reference", "only in the reference")):
-        if r[key]:
-            parts.append(f"<p class=muted>Cells {what}: {esc(', '.join(r[key]))}</p>")
+    if r["not_reproduced"]:
+        parts.append("<p class=stale>Reference cells not reproduced by a current cell: "
+                     + esc("; ".join(f"{cell} ({why})" for cell, why in r["not_reproduced"])) + "</p>")
+    if r["only_fresh"]:
+        parts.append(f"<p class=muted>Cells only in this grid: {esc(', '.join(r['only_fresh']))}</p>")
     return "".join(parts)
 
 
@@ -211,8 +199,9 @@ def table(header, rows):
             + "".join(rows) + "</table>")
 
 
-def build(grid_dir, out_dir=None, reference=None):
-    """Write the site of the grid folder ``grid_dir``; returns the path of its index.html."""
+def build(grid_dir, out_dir=None, reference=None, grid_file=None):
+    """Write the site of the grid folder ``grid_dir`` (its grid file: ``cells.grid_file_of``);
+    returns the path of its index.html."""
     grid_dir = pathlib.Path(grid_dir).resolve()
     if not grid_dir.is_dir():
         raise FileNotFoundError(f"no grid folder at {grid_dir}")
@@ -224,8 +213,8 @@ def build(grid_dir, out_dir=None, reference=None):
     reference = pathlib.Path(reference).resolve() if reference else None
     for sub in ("notebooks", "figures"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    s = summary_of(grid_dir)
-    cells = cells_of(grid_dir, s)
+    s = summary_of(grid_dir, grid_file)
+    rows = cells_of(grid_dir, s)
     exporter = notebook_exporter()
 
     # The notebooks, one page each; the figures, copied.
@@ -235,7 +224,7 @@ def build(grid_dir, out_dir=None, reference=None):
         convert(exporter, summary_nb, out / "notebooks" / f"{SUMMARY_NOTEBOOK}.html", f"{name}: {SUMMARY_NOTEBOOK}")
         pages.append(f"<tr><td><a href=\"notebooks/{SUMMARY_NOTEBOOK}.html\">{SUMMARY_NOTEBOOK}</a></td>"
                      "<td>the summary</td><td colspan=4 class=muted>Figure 1, exponents and verdicts</td></tr>")
-    for cell, folder, status, record in cells:
+    for cell, folder, status, record in rows:
         page = f"{folder.parent.name}--{folder.name}.html"
         link = f"<a href=\"notebooks/{href(page)}\">{esc(cell)}</a>"
         if (folder / "notebook.ipynb").is_file():
@@ -256,33 +245,30 @@ def build(grid_dir, out_dir=None, reference=None):
             gallery.append(f"<figure{' class=wide' * (width > 1.7 * height)}><a href=\"figures/{href(copied)}\">"
                            f"<img src=\"figures/{href(copied)}\" alt=\"{esc(cell)} {esc(png.stem)}\"></a>"
                            f"<figcaption>{link}: {esc(png.stem)}{note}</figcaption></figure>")
-    figure1 = grid_dir / "figures" / "figure1.png"
-    if figure1.is_file():
-        write(out / "figures" / "figure1.png", figure1.read_bytes())
+    if s.records:   # drawn again from the current cells, as the summary notebook draws it
+        plt.close(summary.figure1(s.records, out / "figures" / "figure1.png"))
         figure1 = "<img class=figure1 src=\"figures/figure1.png\" alt=\"Figure 1\">"
     else:
-        figure1 = "<p class=note>No Figure 1: the summary notebook has not run.</p>"
+        figure1 = "<p class=note>No Figure 1: no cell has current results.</p>"
 
     # The front page.
-    listed = "".join(f"<p class=\"{'failed' if key == 'failed' else 'stale'}\"><b>{len(s[key])} {key}</b> "
-                     f"({esc(what)}): {esc(', '.join(s[key]))}</p>"
-                     for key, what in summary.NOT_SUMMARIZED.items() if s.get(key))
-    if s.get("from_cells"):
-        listed += "<p class=note>The summary has not run: the tables below are those of every finished cell.</p>"
+    listed = "".join(f"<p class=\"{'failed' if key == 'failed' else 'stale'}\"><b>{len(ids)} {key}</b> "
+                     f"({esc(what)}, not counted): {esc('; '.join(map(s.named, ids)))}</p>"
+                     for key, what in summary.NOT_SUMMARIZED.items() if (ids := s.not_summarized[key]))
     exponents = table(["cell", "comparison", "&alpha; (a)", "&alpha; (b)", "&Delta;&alpha; [95% CI]",
                        "error at largest n (a vs b)", "verdict"],
                       [f"<tr class=\"{status.replace(' ', '-')}\"><td>{esc(c)}</td><td>{esc(claim)}</td>"
                        f"<td class=num>{num(a1)}</td><td class=num>{num(a2)}</td>"
                        f"<td class=num>{num(d, '+.3f')} [{num(lo, '+.3f')}, {num(hi, '+.3f')}]</td>"
                        f"<td class=num>{num(e1)} vs {num(e2)}</td><td>{esc(status)}</td></tr>"
-                       for c, claim, a1, a2, d, lo, hi, e1, e2, status in s["exponents"]])
-    underfit = "".join(f"<li>{esc(c)}: {esc(t)}</li>" for c, t in s.get("underfit", {}).items())
+                       for c, claim, a1, a2, d, lo, hi, e1, e2, status in s.exponents])
+    underfit = "".join(f"<li>{esc(c)}: {esc(t)}</li>" for c, t in s.underfit.items())
     verdicts = ("<table id=verdicts><thead><tr><th>cell</th><th>claim</th><th>verdict</th><th>why</th></tr></thead>"
                 "<tbody>" + "".join(f"<tr class=\"verdict {status.replace(' ', '-')}\"><td>{esc(c)}</td>"
                                     f"<td>{esc(claim)}</td><td><b>{esc(status)}</b></td><td>{esc(why)}</td></tr>"
-                                    for c, claim, status, why in s["claims"]) + "</tbody></table>")
-    tally = ", ".join(f"{esc(k)}: {v}" for k, v in s["tally"].items())
-    records = [r for *_, r in cells if r is not None]
+                                    for c, claim, status, why in s.claims) + "</tbody></table>")
+    tally = ", ".join(f"{esc(k)}: {v}" for k, v in s.tally.items())
+    records = [r for *_, r in rows if r is not None]
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -291,21 +277,20 @@ def build(grid_dir, out_dir=None, reference=None):
 {LOADED_SCRIPT}
 </head><body>
 <h1>Limitations of the NTK: results of grid <code>{esc(name)}</code></h1>
-<p class=muted>Folder <code>{esc(summary.shown(grid_dir))}</code>{f", grid file <code>{esc(s['grid_file'])}</code>"
-                                                                 if s.get("grid_file") else ""};
-{len(s['cells'])} cells summarized. {'<br>'.join(provenance(records))}</p>
+<p class=muted>Folder <code>{esc(summary.shown(grid_dir))}</code>, grid file <code>{esc(s.grid_file)}</code>;
+{len(s.records)} cells summarized (current). {'<br>'.join(provenance(records))}</p>
 <p><b>Verdicts</b>: {tally}.</p>
 {listed}
 <h2>Figure 1</h2>
 {figure1}
 <h2>Reproduction check</h2>
-{reproduction(grid_dir, reference, s)}
+{reproduction(grid_dir, reference, s, grid_file)}
 <h2>Exponents</h2>
 <p>&alpha; in test error &asymp; C&middot;n<sup>&minus;&alpha;</sup>;
 paired-bootstrap 95% intervals of the difference.</p>
 {exponents}
 {f"<h3>Underfit networks</h3><ul>{underfit}</ul>" if underfit else ""}
-<h2>Verdicts ({len(s['claims'])} claims)</h2>
+<h2>Verdicts ({len(s.claims)} claims)</h2>
 {verdicts}
 <h2>Figures</h2>
 <div class=gallery>{"".join(gallery)}</div>
@@ -348,11 +333,13 @@ def main(argv=None):
     parser.add_argument("grid_dir", help="a grid folder, e.g. outputs/runs/quick")
     parser.add_argument("--out", help="the site's folder (default: outputs/report/<grid>/)")
     parser.add_argument("--reference", help="the reference grid folder (default: outputs/reference/<grid>)")
+    parser.add_argument("--grid-file", help="the folder's grid file (default: the one its grid.json records, "
+                                            "else parameters/<grid>.yaml)")
     parser.add_argument("--screenshot", help="also write a PNG of the front page here (needs Chromium)")
     args = parser.parse_args(argv)
     try:
-        index = build(args.grid_dir, args.out, args.reference)
-    except FileNotFoundError as e:
+        index = build(args.grid_dir, args.out, args.reference, args.grid_file)
+    except (FileNotFoundError, GridError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"report: {index.resolve().as_uri()}")

@@ -9,6 +9,7 @@ infinities null. Written atomically (temporary file + rename).
 """
 import dataclasses
 import json
+import math
 import os
 import platform
 import subprocess
@@ -22,18 +23,18 @@ from ntk_utils.paths import REPO_ROOT, atomic_write
 STARTED = time.time()   # import time of this module ~ start of the notebook's kernel
 
 
-def _plain(obj):
+def plain(obj):
+    """``obj`` as plain JSON values: dataclasses and dicts -> dicts with str keys, lists, tuples and
+    arrays -> lists, numpy scalars -> Python ones, NaN and infinities -> None (JSON has neither)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return _plain(dataclasses.asdict(obj))
+        return plain(dataclasses.asdict(obj))
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _plain(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
+        return [plain(v) for v in obj]
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return plain(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
 
@@ -74,7 +75,7 @@ def collect_parameters(namespace, before):
 def write_json(path, obj):
     """Write ``obj`` as JSON atomically."""
     with atomic_write(path) as f:
-        json.dump(_plain(obj), f, indent=1)
+        json.dump(plain(obj), f, indent=1)
 
 
 def save(output_dir, parameters, results, outcomes=None):

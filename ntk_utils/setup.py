@@ -24,14 +24,10 @@ recipe, ``Thresholds`` the thresholds, and this class the seeds and sizes.
 import dataclasses
 from typing import Optional
 
-from ntk_utils import claims, data, experiments, models, train
+from ntk_utils import checks, claims, data, experiments, models, train
 
 RECIPE = train.TrainConfig.RECIPE
 THRESHOLDS = tuple(f.name for f in dataclasses.fields(claims.Thresholds))
-
-
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,23 +51,23 @@ class Setup:
         problems = []
         for name in ("seeds", "data_seeds"):
             v = getattr(self, name)
-            if not (isinstance(v, (list, tuple)) and v and all(_is_int(s) and s >= 0 for s in v)):
+            if not (isinstance(v, (list, tuple)) and v and all(checks.is_int(s) and s >= 0 for s in v)):
                 problems.append(f"{name} must be a non-empty list of integers >= 0, got {v!r}")
             elif len(set(v)) != len(v):
                 problems.append(f"{name} must not repeat a value, got {v!r}")
         for name, low in (("n_test", 1), ("val_size", 0), ("width", 1), ("depth", 1)):
-            if not (_is_int(getattr(self, name)) and getattr(self, name) >= low):
+            if not (checks.is_int(getattr(self, name)) and getattr(self, name) >= low):
                 problems.append(f"{name} must be an integer >= {low}, got {getattr(self, name)!r}")
         if self.recipe.early_stopping and self.val_size == 0:
             problems.append("val_size must be > 0 when early_stopping is true")
-        if not (isinstance(self.ridge, (int, float)) and self.ridge >= 0):
+        if not (checks.is_number(self.ridge) and self.ridge >= 0):
             problems.append(f"ridge must be >= 0, got {self.ridge!r}")
         try:
             data.check(self.task, self.classes, self.image_size)
         except ValueError as e:
             problems.append(str(e))
         try:
-            self.net.check_image_size(self.image_size if _is_int(self.image_size) else 32)
+            self.net.check_image_size(self.image_size if checks.is_int(self.image_size) else 32)
         except ValueError as e:
             problems.append(str(e))
         if problems:

@@ -37,7 +37,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from ntk_utils import cache, models
+from ntk_utils import cache, models, regression
 
 
 class TrainingDiverged(RuntimeError):
@@ -84,11 +84,6 @@ class TrainConfig:
     RECIPE = ("lr", "momentum", "batch_size", "full_batch", "epochs", "min_steps", "schedule", "loss",
               "early_stopping", "center")
 
-    @classmethod
-    def from_parameters(cls, parameters, **overrides):
-        """The training recipe named in a notebook's parameters (the names in RECIPE)."""
-        return cls(**{**{k: parameters[k] for k in cls.RECIPE if k in parameters}, **overrides})
-
     def batch(self, n):
         return n if self.full_batch else self.batch_size
 
@@ -131,8 +126,8 @@ def predict(arch, params, x, batch_size=1024):
 
 
 def _loss_and_error(config, outputs, y):
-    return float(loss_fn(config.loss, jnp.asarray(outputs), jnp.asarray(y))), \
-        float(np.mean(np.where(outputs >= 0, 1.0, -1.0) != y))
+    """(loss, 0-1 error) of outputs (n,) against y (n,) in ±1."""
+    return float(loss_fn(config.loss, jnp.asarray(outputs), jnp.asarray(y))), regression.test_error(outputs, y)
 
 
 def batches(n, batch, rng):
@@ -154,7 +149,19 @@ def train(arch, x, y, config=TrainConfig(), *, val=None, progress=True, use_cach
         raise ValueError("early_stopping needs a validation set: train(..., val=(x_val, y_val))")
     parts = (arch, x, y, config, val)
     return cache.cached("train", parts, lambda: _train(arch, np.asarray(x), np.asarray(y), config, val, progress),
-                        enabled=use_cache)
+                        enabled=use_cache, check=lambda result: _is_training_of(result, arch, x, config))
+
+
+def _is_training_of(result, arch, x, config):
+    """Whether a cached entry can be the training of ``arch`` on x (n, H, W, C) by ``config``: a
+    TrainResult with that many steps, those snapshots, and parameters shaped as ``arch``'s on x."""
+    if not isinstance(result, TrainResult) or result.steps != config.num_steps(len(x)):
+        return False
+    if set(result.snapshots) != {t for t in config.snapshot_steps if 0 <= t <= result.steps}:
+        return False
+    expected = jax.eval_shape(models.flax_model(arch).init, jax.random.PRNGKey(0), x[:1])
+    shapes = lambda tree: (jax.tree_util.tree_structure(tree), [np.shape(a) for a in jax.tree_util.tree_leaves(tree)])
+    return shapes(result.params) == shapes(result.init_params) == shapes(expected)
 
 
 def _train(arch, x, y, config, val, progress):

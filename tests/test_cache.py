@@ -115,7 +115,8 @@ def corrupt_header_only(path):
 def corrupt_bad_pickle(path):
     """Consistent header and checksum, payload that does not unpickle (e.g. a class renamed)."""
     payload = b"\x80\x05garbage"
-    path.write_bytes(cache.HEADER.pack(cache.MAGIC, len(payload), hashlib.sha256(payload).digest()) + payload)
+    path.write_bytes(cache.HEADER.pack(cache.MAGIC, len(payload), hashlib.sha256(payload).digest(), path.stem.encode())
+                     + payload)
 
 
 @pytest.mark.parametrize("damage", [corrupt_truncate, corrupt_flip, corrupt_garbage, corrupt_header_only,

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from ntk_utils import claims
+from ntk_utils import claims, scaling
 
 N = 64 * 2 ** np.arange(7)                      # training-set sizes 64 ... 4096
 WIDTHS = 16 * 2 ** np.arange(6)                 # widths 16 ... 512
@@ -43,10 +43,10 @@ def test_mean_errors_ignores_nan_slices():
 
 
 def test_fit_alpha_recovers_exponent_exactly():
-    assert claims.fit_alpha(N, power(0.35, 0.3)) == pytest.approx(0.3, abs=1e-12)
+    assert scaling.fit_alpha(N, power(0.35, 0.3)) == pytest.approx(0.3, abs=1e-12)
     rows = np.stack([power(0.3, a) for a in (0.1, 0.25, 0.5)])          # vectorized: (3, K) -> (3,)
-    np.testing.assert_allclose(claims.fit_alpha(N, rows), [0.1, 0.25, 0.5], atol=1e-12)
-    assert claims.fit_alpha(N, np.stack([rows, rows])).shape == (2, 3)
+    np.testing.assert_allclose(scaling.fit_alpha(N, rows), [0.1, 0.25, 0.5], atol=1e-12)
+    assert scaling.fit_alpha(N, np.stack([rows, rows])).shape == (2, 3)
 
 
 def test_bootstrap_shapes_and_centre():

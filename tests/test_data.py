@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from ntk_utils import data
+from ntk_utils import data, downloads
 
 BIN = ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9))
 
@@ -109,8 +109,8 @@ def offline(monkeypatch):
     """Every source points at a closed port on 127.0.0.1: no test reaches the internet, and the
     in-process caches start empty."""
     base = f"http://127.0.0.1:{closed_port()}"
-    for name in list(data.SOURCES):
-        monkeypatch.setitem(data.SOURCES, name, (f"{base}/{name}", None))
+    for name in list(downloads.SOURCES):
+        monkeypatch.setitem(downloads.SOURCES, name, (f"{base}/{name}", None))
     monkeypatch.delenv("NTK_DATA_DIR", raising=False)
     yield
     data._load_split.cache_clear()
@@ -329,7 +329,7 @@ def test_cifar5m_across_parts(tmp_path):
 def test_download_extract_and_progress(tmp_path, server, monkeypatch, capsys):
     tar, ((x_tr, y_tr), _) = cifar10_tarball(tmp_path)
     server.files["cifar-10-python.tar.gz"] = tar
-    monkeypatch.setitem(data.SOURCES, "cifar-10-python.tar.gz", (f"{server.url}/cifar-10-python.tar.gz", md5(tar)))
+    monkeypatch.setitem(downloads.SOURCES, "cifar-10-python.tar.gz", (f"{server.url}/cifar-10-python.tar.gz", md5(tar)))
     root = tmp_path / "cache"
     x, y, _, _ = data.load_task("cifar10-bin", 10, 4, data_dir=root)
     identify(x, reference(x_tr, y_tr, range(10), x_tr, 32))
@@ -345,7 +345,7 @@ def test_download_resumes_a_partial_file(tmp_path, server):
     server.files["f.bin"] = body
     dest = tmp_path / "f.bin"
     (tmp_path / "f.bin.part").write_bytes(body[:123_456])
-    data.download(f"{server.url}/f.bin", dest, md5=md5(body), progress=False)
+    downloads.download(f"{server.url}/f.bin", dest, md5=md5(body), progress=False)
     assert server.requests == [("f.bin", "bytes=123456-")]
     assert dest.read_bytes() == body and not (tmp_path / "f.bin.part").exists()
 
@@ -354,7 +354,7 @@ def test_download_restarts_when_range_is_ignored(tmp_path, server):
     body = os.urandom(100_000)
     server.files["f.bin"], server.honour_range = body, False
     (tmp_path / "f.bin.part").write_bytes(b"stale bytes")
-    data.download(f"{server.url}/f.bin", tmp_path / "f.bin", md5=md5(body), progress=False)
+    downloads.download(f"{server.url}/f.bin", tmp_path / "f.bin", md5=md5(body), progress=False)
     assert (tmp_path / "f.bin").read_bytes() == body
 
 
@@ -362,7 +362,7 @@ def test_download_restarts_when_part_is_longer_than_the_file(tmp_path, server):
     body = os.urandom(1000)
     server.files["f.bin"] = body
     (tmp_path / "f.bin.part").write_bytes(os.urandom(2000))  # the server answers 416
-    data.download(f"{server.url}/f.bin", tmp_path / "f.bin", md5=md5(body), progress=False)
+    downloads.download(f"{server.url}/f.bin", tmp_path / "f.bin", md5=md5(body), progress=False)
     assert (tmp_path / "f.bin").read_bytes() == body
     assert [r for _, r in server.requests] == ["bytes=2000-", None]
 
@@ -372,16 +372,16 @@ def test_interrupted_download_keeps_part_and_resumes(tmp_path, server):
     server.files["f.bin"], server.truncate = body, 1
     dest = tmp_path / "f.bin"
     with pytest.raises(data.DataError, match="interrupted"):
-        data.download(f"{server.url}/f.bin", dest, md5=md5(body), progress=False)
+        downloads.download(f"{server.url}/f.bin", dest, md5=md5(body), progress=False)
     assert not dest.exists() and 0 < (tmp_path / "f.bin.part").stat().st_size < len(body)
-    data.download(f"{server.url}/f.bin", dest, md5=md5(body), progress=False)
+    downloads.download(f"{server.url}/f.bin", dest, md5=md5(body), progress=False)
     assert dest.read_bytes() == body and server.requests[1][1] is not None
 
 
 def test_checksum_mismatch_leaves_nothing(tmp_path, server, monkeypatch):
     tar, _ = cifar10_tarball(tmp_path)
     server.files["cifar-10-python.tar.gz"] = tar
-    monkeypatch.setitem(data.SOURCES, "cifar-10-python.tar.gz", (f"{server.url}/cifar-10-python.tar.gz", "0" * 32))
+    monkeypatch.setitem(downloads.SOURCES, "cifar-10-python.tar.gz", (f"{server.url}/cifar-10-python.tar.gz", "0" * 32))
     root = tmp_path / "cache"
     with pytest.raises(data.DataError, match="checksum mismatch"):
         data.load_task("cifar10-bin", 10, 4, data_dir=root)
@@ -406,7 +406,7 @@ def test_corrupted_files(tmp_path, monkeypatch):
         data.load_task("cifar10-bin", 10, 4, data_dir=tmp_path / "a")
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["cifar-10-python.tar.gz"]  # no temp dir
 
-    monkeypatch.setitem(data.SOURCES, "cifar-10-python.tar.gz", ("http://127.0.0.1:9/x", md5(tar)))
+    monkeypatch.setitem(downloads.SOURCES, "cifar-10-python.tar.gz", ("http://127.0.0.1:9/x", md5(tar)))
     with pytest.raises(data.DataError, match="fails its md5 checksum"):  # a placed file is checked
         data.load_task("cifar10-bin", 10, 4, data_dir=tmp_path / "a")
 

@@ -1,11 +1,13 @@
 """The grid cost estimate (ntk_utils.estimate): counts by hand on a tiny grid, parameter counts
-against the flax networks."""
+against the flax networks, and each section's declared work against what its tiny real run
+computes (networks, training steps, kernel entries)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntk_utils import estimate, kernels, models
+from ntk_utils import estimate, kernels, models, params, sections, train
+from tests.conftest import TINY as TINY_SETUP
 
 TINY = """
 name: tiny
@@ -102,7 +104,7 @@ def test_rates_file_round_trip_and_named_rates(tmp_path):
 
 def test_scaled_rates_follow_the_limits_they_are_scaled_by(tiny_grid):
     """Rates.scaled: twice the FLOP/s halves training and Jacobian time, twice the bandwidth halves
-    fast_ntk's; more memory means larger eNTK tiles (kernels._auto_tile on GPUs)."""
+    fast_ntk's; more memory means larger eNTK tiles (kernels.entk_tile_size on GPUs)."""
     cpu = estimate.CPU
     double = cpu.scaled("x2", 2 * cpu.matmul_flops, 2 * cpu.memory_bandwidth, memory_bytes=2 * 6e7 * 4 * 8)
     assert double.tile_elements == pytest.approx(2 * 6e7)   # a quarter of memory, 8 bytes per element pair
@@ -113,3 +115,63 @@ def test_scaled_rates_follow_the_limits_they_are_scaled_by(tiny_grid):
     two = {r["cell"]: r for r in estimate.estimate(tiny_grid, double)}["01_data_scaling/default"]
     assert two["infinite_hours"] == pytest.approx(one["infinite_hours"] / 2)
     assert two["entk_entries"] == one["entk_entries"] and two["hours"] < one["hours"]
+
+
+# ------------------------------------------------------------------ the estimate against a real run
+
+SMALL = {**TINY_SETUP, "n_test": 16, "val_size": 8}
+CELLS = {   # notebook -> a cell's parameters: tiny real runs, every loop of the section taken at least twice
+    "01_data_scaling": {**SMALL, "data_seeds": [0, 1], "n_values": [8, 16]},
+    "02_width": {**SMALL, "parameterization": "ntk", "lr": 8.0, "n_values": [8, 16], "widths_scaling": [2, 4],
+                 "widths_sweep": [2, 4], "n_fixed": 8, "svhn_task": "synthetic-bin",
+                 "svhn_fallback_task": "synthetic-bin", "cnn5_widths": [2, 4]},
+    "03_hyperparameters": {**SMALL, "n_values": [8, 16], "variants": ["lr_high", "gd", "early_stopping"]},
+    "04_after_kernel": {**SMALL, "n_values": [8, 16], "m_values": [8, 16, 24], "n_fit": 8, "m_fixed": [24]},
+    "05_kernel_dynamics": {**SMALL, "n_values": [8, 16], "n_train": 16, "n_snapshots": 2, "first_snapshot": 2,
+                           "t_scaling": [0, -1]},
+    "primer": {"task": "synthetic-bin", "image_size": 8, "n_train": 16, "n_test": 64, "widths": [4, 8], "depth": 1,
+               "steps": 5, "rich_width": 4, "n_snapshots": 3, "n_values": [4, 8], "scaling_width": 4,
+               "lr_candidates": [0.5, 2.0]},
+}
+
+
+def _recording(monkeypatch):
+    """What the real computations compute, recorded where they run (behind the disk cache, so each
+    network and kernel once): the training steps of each network, the entries of each kernel."""
+    seen = {"train_steps": [], "entk_entries": [], "infinite_entries": []}
+    real_train, real_entk, real_infinite = train._train, kernels.empirical_ntk, kernels.infinite_ntk
+
+    def entries(x1, x2):
+        return estimate.kernel_entries(len(x1), None if x2 is None else len(x2))
+
+    def training(arch, x, y, config, *args):
+        seen["train_steps"].append(config.num_steps(len(x)))
+        return real_train(arch, x, y, config, *args)
+
+    def entk(apply_fn, p, x1, x2=None, **kwargs):
+        seen["entk_entries"].append(entries(x1, x2))
+        return real_entk(apply_fn, p, x1, x2, **kwargs)
+
+    def infinite(arch, x1, x2=None, **kwargs):
+        seen["infinite_entries"].append(entries(x1, x2))
+        return real_infinite(arch, x1, x2, **kwargs)
+
+    monkeypatch.setattr(train, "_train", training)
+    monkeypatch.setattr(kernels, "empirical_ntk", entk)
+    monkeypatch.setattr(kernels, "infinite_ntk", infinite)
+    return seen
+
+
+@pytest.mark.parametrize("notebook", list(CELLS))
+def test_the_estimate_counts_what_the_run_computes(notebook, monkeypatch, tmp_path):
+    """Each section's ``work`` declares the networks (and their training steps) and the kernels
+    (and their entries) its ``run`` computes: a tiny real run from an empty cache computes as many."""
+    monkeypatch.setenv("NTK_CACHE_DIR", str(tmp_path / "cache"))
+    row = estimate.cell_work(notebook, CELLS[notebook]).row()
+    seen = _recording(monkeypatch)
+    setup, options = params.build(notebook, CELLS[notebook])
+    section = sections.module(notebook)
+    section.run(**options) if setup is None else section.run(setup, **options)
+    assert (len(seen["train_steps"]), sum(seen["train_steps"])) == (row["networks"], row["train_steps"])
+    assert sum(seen["entk_entries"]) == row["entk_entries"]
+    assert sum(seen["infinite_entries"]) == row["infinite_entries"]

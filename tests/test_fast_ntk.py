@@ -55,7 +55,7 @@ def _arch(*layers, **kw):
 
 
 # (id, arch, per-example input shape). Small inputs, so the file runs in well under a minute:
-# feature maps of <= 16 pixels compile into one computation (fast_ntk._segments), larger
+# feature maps of <= 16 pixels compile into one computation (pair_tiles.segments), larger
 # ones layer by layer; Myrtle-5 and CNN-5 at 8x8 take the layer-by-layer path.
 CASES = [
     ("conv-relu-gap-nonsquare", _arch(Conv(4), Relu(), GlobalAvgPool(), Dense(1)), (3, 5, 2)),
@@ -85,7 +85,7 @@ F32_SYMMETRIC = ("myrtle5", "mlp-vectors-standard-bias", "conv-conv-pool3-relu")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("name,arch,shape", CASES, ids=[c[0] for c in CASES])
 def test_matches_neural_tangents(name, arch, shape, dtype):
-    assert fast_ntk.supports(arch) and fast_ntk.supports(arch, shape)
+    assert fast_ntk.unsupported(arch) is None and fast_ntk.unsupported(arch, shape) is None
     x1, x2, (ref_nngp, ref_ntk) = _case_reference(name, arch, shape)
     n1 = len(x1)
     # float64: neural-tangents itself is off by up to ~5e-9 relative on some K(x, x) (see
@@ -96,8 +96,7 @@ def test_matches_neural_tangents(name, arch, shape, dtype):
         paths = paths[:1]  # compile time: the symmetric path's code is the same in both dtypes
     for other, block in paths:
         # batch_size=2: tiles that do not divide n1 = 5 or n2 = 3.
-        got_nngp, got_ntk = fast_ntk.infinite_ntk(arch, x1, other, batch_size=2, dtype=dtype,
-                                                  get=("nngp", "ntk"))
+        got_nngp, got_ntk = fast_ntk.kernel(arch, x1, other, batch_size=2, dtype=dtype, get=("nngp", "ntk"))
         for got, want in ((got_nngp, ref_nngp[block]), (got_ntk, ref_ntk[block])):
             assert got.shape == want.shape and got.dtype == dtype
             np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
@@ -111,10 +110,10 @@ def test_single_get_and_defaults():
     arch = models.mlp(1, 8, b_std=0.1)
     x1, x2 = _inputs((4, 4, 3), n1=6, n2=4, seed=1)
     want_nngp, want_ntk = _reference(arch, x1, x2)
-    got = fast_ntk.infinite_ntk(arch, x1, x2)
+    got = fast_ntk.kernel(arch, x1, x2)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, want_ntk, rtol=1e-5)
-    np.testing.assert_allclose(fast_ntk.infinite_ntk(arch, x1, x2, get="nngp"), want_nngp, rtol=1e-5)
+    np.testing.assert_allclose(fast_ntk.kernel(arch, x1, x2, get="nngp"), want_nngp, rtol=1e-5)
 
 
 def test_same_inputs_take_the_symmetric_path():
@@ -124,14 +123,14 @@ def test_same_inputs_take_the_symmetric_path():
     x = _inputs((4, 4, 3), n1=7, seed=2)[0]
     want = 6 * (x.reshape(len(x), -1) ** 2).mean(axis=1)
     for dtype, tol in ((np.float64, 1e-14), (np.float32, 1e-6)):
-        got = fast_ntk.infinite_ntk(arch, x, x.copy(), batch_size=3, dtype=dtype)
+        got = fast_ntk.kernel(arch, x, x.copy(), batch_size=3, dtype=dtype)
         np.testing.assert_array_equal(got, got.T)
         np.testing.assert_allclose(np.diag(got), want, rtol=tol)
 
 
 def test_float64_does_not_leak_x64_mode():
     before = jax.config.jax_enable_x64
-    fast_ntk.infinite_ntk(models.mlp(1, 4), *_inputs((3,)), dtype=np.float64)
+    fast_ntk.kernel(models.mlp(1, 4), *_inputs((3,)), dtype=np.float64)
     assert jax.config.jax_enable_x64 == before
     assert jax.numpy.zeros(1).dtype == (np.float64 if before else np.float32)
 
@@ -145,58 +144,21 @@ def test_arccos_polynomial():
         np.testing.assert_allclose(approx, np.arccos(np.abs(z)), rtol=tol, atol=0)
 
 
-def test_supports_rejects_what_it_cannot_compute():
-    assert fast_ntk.supports(models.myrtle(10, 8))
-    assert not fast_ntk.supports(_arch(Flatten(), Dense(4), Conv(4), Relu(), GlobalAvgPool(), Dense(1)))
-    assert not fast_ntk.supports(_arch(Relu(), Conv(4), GlobalAvgPool(), Dense(1)))  # ReLU of the raw input
-    assert not fast_ntk.supports(_arch(Conv(4), Relu(), Dense(1)))                   # spatial output
-    assert not fast_ntk.supports(models.myrtle(5, 8), (2, 2, 3))                      # pools do not fit
-    assert not fast_ntk.supports(models.myrtle(5, 8), (8, 3))                         # not an image
+def test_unsupported_names_what_it_cannot_compute():
+    assert fast_ntk.unsupported(models.myrtle(10, 8)) is None
+    assert "spatial dimensions are gone" in fast_ntk.unsupported(
+        _arch(Flatten(), Dense(4), Conv(4), Relu(), GlobalAvgPool(), Dense(1)))
+    assert "Gaussian input" in fast_ntk.unsupported(_arch(Relu(), Conv(4), GlobalAvgPool(), Dense(1)))  # raw input
+    assert "still has spatial" in fast_ntk.unsupported(_arch(Conv(4), Relu(), Dense(1)))
+    assert "does not fit a 1x1" in fast_ntk.unsupported(models.myrtle(5, 8), (2, 2, 3))       # pools do not fit
+    assert "(n, H, W, C) images or (n, d) vectors" in fast_ntk.unsupported(models.myrtle(5, 8), (8, 3))
 
     class MaxPool:  # an unknown layer type
         pass
     fake = type("FakeArch", (), {"layers": (Conv(4), MaxPool(), Dense(1)), "parameterization": "ntk",
                                  "W_std": ROOT2, "b_std": None})()
-    assert not fast_ntk.supports(fake)
+    assert "has no fast_ntk rule" in fast_ntk.unsupported(fake)
     with pytest.raises(ValueError, match="cannot compute"):
-        fast_ntk.infinite_ntk(_arch(Conv(4), Relu(), Dense(1)), np.zeros((2, 4, 4, 3)))
+        fast_ntk.kernel(_arch(Conv(4), Relu(), Dense(1)), np.zeros((2, 4, 4, 3)))
     with pytest.raises(ValueError, match="get"):
-        fast_ntk.infinite_ntk(models.mlp(1, 4), np.zeros((2, 3)), get="jacobian")
-
-
-@pytest.mark.needs_neural_tangents
-def test_layer_registry_is_what_every_interpreter_reads(monkeypatch):
-    """A new layer kind registered in models.LAYERS builds in flax, and fast_ntk refuses it by
-    name (kernels.infinite_ntk then warns that it falls back to neural-tangents)."""
-    import dataclasses
-    from typing import ClassVar
-
-    import flax.linen as nn
-    import jax
-
-    from ntk_utils import kernels
-
-    @dataclasses.dataclass(frozen=True)
-    class MaxPool:
-        window: int = 2
-        kind: ClassVar[str] = "maxpool"
-
-        def flax(self, arch):
-            return lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
-
-        def stax(self, arch, stax):
-            raise NotImplementedError("no infinite-width max pooling")
-
-    with pytest.raises(ValueError, match="layer registry"):
-        models.Arch((Conv(4), MaxPool(), GlobalAvgPool(), Dense(1)))
-    monkeypatch.setitem(models.LAYERS, "maxpool", MaxPool)
-    arch = models.Arch((Conv(4), Relu(), MaxPool(), GlobalAvgPool(), Dense(1)))
-    x = np.ones((2, 4, 4, 3), np.float32)
-    params = models.flax_model(arch).init(jax.random.PRNGKey(0), x)
-    assert models.flax_model(arch).apply(params, x).shape == (2, 1)
-    assert "(kind 'maxpool') has no fast_ntk rule" in fast_ntk.unsupported(arch)
-    with pytest.warns(UserWarning, match="fast_ntk cannot compute.*maxpool.*using neural-tangents"):
-        with pytest.raises(NotImplementedError):
-            kernels.infinite_ntk(arch, x)
-    assert {layer.kind for layer in models.LAYERS.values()} >= {"conv", "relu", "avgpool", "global_avgpool",
-                                                                  "flatten", "dense"}
+        fast_ntk.kernel(models.mlp(1, 4), np.zeros((2, 3)), get="jacobian")

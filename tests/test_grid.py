@@ -12,7 +12,9 @@ import time
 
 import pytest
 
-from ntk_utils import grid, params
+from ntk_utils import cells, grid, gridfile, parameters_cell, reproduce
+
+CODE_VERSION = gridfile.code_version
 
 TOY = textwrap.dedent('''\
     # %%
@@ -42,10 +44,12 @@ def toy(tmp_path, monkeypatch):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     (notebooks / "toy.py").write_text(TOY)
-    shipped = params.NOTEBOOKS_DIR / "01_data_scaling.py"    # a section notebook: values checked by their owners
+    shipped = parameters_cell.NOTEBOOKS_DIR / "01_data_scaling.py"    # a section notebook: values checked by their owners
     (notebooks / shipped.name).write_text(shipped.read_text())
-    monkeypatch.setattr(params, "NOTEBOOKS_DIR", notebooks)
+    monkeypatch.setattr(parameters_cell, "NOTEBOOKS_DIR", notebooks)
     monkeypatch.setenv("NTK_NOTEBOOKS_DIR", str(notebooks))    # for notebooks that check themselves
+    # fingerprints that an edit of ntk_utils elsewhere during the test cannot turn stale
+    monkeypatch.setattr(gridfile, "code_version", lambda stem: f"{stem} code")
     grid_file = tmp_path / "g.yaml"
     grid_file.write_text("name: g\ndefaults: {seeds: [0, 1]}\nnotebooks:\n  toy:\n    sweep: {lr: [0.1, 0.2]}\n")
     return tmp_path, grid_file
@@ -53,11 +57,11 @@ def toy(tmp_path, monkeypatch):
 
 def test_expansion_defaults_and_cell_names(toy):
     _, grid_file = toy
-    name, cells, summary = grid.load_grid(grid_file)
+    name, grid_cells, summary = gridfile.load_grid(grid_file)
     assert name == "g" and summary is None
-    assert [c.id for c in cells] == ["toy/lr=0.1", "toy/lr=0.2"]
-    assert all(c.parameters["seeds"] == [0, 1] for c in cells)
-    assert cells[0].fingerprint != cells[1].fingerprint
+    assert [c.id for c in grid_cells] == ["toy/lr=0.1", "toy/lr=0.2"]
+    assert all(c.parameters["seeds"] == [0, 1] for c in grid_cells)
+    assert grid_cells[0].fingerprint != grid_cells[1].fingerprint
 
 
 @pytest.mark.parametrize("text, message", [
@@ -75,7 +79,7 @@ def test_bad_parameters_refused_before_compute(toy, text, message):
     tmp_path, _ = toy
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
-    with pytest.raises(grid.GridError, match=message):
+    with pytest.raises(gridfile.GridError, match=message):
         grid.run(bad, root=tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -91,21 +95,20 @@ def test_run_skip_on_rerun_and_failure_kept(toy):
     mtime = os.path.getmtime(root / "g/toy/lr=0.1/results.json")
     assert grid.run(grid_file, root=root) == []                     # everything done: skipped
     assert os.path.getmtime(root / "g/toy/lr=0.1/results.json") == mtime
-    _, cells, _ = grid.load_grid(grid_file)
-    assert {grid.status(root, "g", c) for c in cells} == {"done"}
+    assert {cells.state(root / "g", c)[0] for c in gridfile.load_grid(grid_file)[1]} == {"done"}
 
     grid_file.write_text("name: g\nnotebooks:\n  toy:\n    params: {fail: true}\n")
     assert grid.run(grid_file, root=root) == ["toy/default"]
     assert (root / "g/toy/default.failed/notebook.ipynb").exists()
     assert not (root / "g/toy/default").exists()
-    assert grid.status(root, "g", grid.load_grid(grid_file)[1][0]) == "failed"
+    assert cells.state(root / "g", gridfile.load_grid(grid_file)[1][0])[0] == "failed"
 
 
 def test_killed_cell_leaves_nothing_finished_and_resumes(toy):
     tmp_path, grid_file = toy
     grid_file.write_text("name: g\nnotebooks:\n  toy:\n    params: {sleep: 60.0}\n")
     root = tmp_path / "out"
-    code = (f"import sys; from ntk_utils import grid, params; params.NOTEBOOKS_DIR = __import__('pathlib').Path({str(tmp_path / 'notebooks')!r}); "
+    code = (f"import sys; from ntk_utils import grid, parameters_cell; parameters_cell.NOTEBOOKS_DIR = __import__('pathlib').Path({str(tmp_path / 'notebooks')!r}); "
             f"grid.run({str(grid_file)!r}, root={str(root)!r})")
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
     running = root / "g/toy/.default.running"
@@ -116,8 +119,8 @@ def test_killed_cell_leaves_nothing_finished_and_resumes(toy):
     time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    cell = grid.load_grid(grid_file)[1][0]
-    assert grid.status(root, "g", cell) == "todo"
+    cell = gridfile.load_grid(grid_file)[1][0]
+    assert cells.state(root / "g", cell)[0] == "todo"
     assert not (root / "g/toy/default/results.json").exists()
 
     grid_file.write_text("name: g\nnotebooks:\n  toy:\n    params: {sleep: 0.0}\n")
@@ -143,9 +146,9 @@ def test_cli_reports_bad_grid(tmp_path):
 
 @pytest.mark.parametrize("grid_file", ["quick.yaml", "ci.yaml", "cpu.yaml", "paper.yaml"])
 def test_shipped_grids_are_valid(grid_file):
-    name, cells, summary = grid.load_grid(grid.REPO_ROOT / "parameters" / grid_file)
-    assert cells and summary == "00_summary"
-    notebooks = {c.notebook for c in cells}
+    name, grid_cells, summary = gridfile.load_grid(grid.REPO_ROOT / "parameters" / grid_file)
+    assert grid_cells and summary == "00_summary"
+    notebooks = {c.notebook for c in grid_cells}
     assert {"01_data_scaling", "02_width", "03_hyperparameters", "04_after_kernel", "05_kernel_dynamics"} <= notebooks
 
 
@@ -171,7 +174,7 @@ def test_a_second_run_of_the_same_grid_is_refused(toy, capsys):
         assert holder.stdout.readline().strip() == "locked"
         message = (f"grid g: outputs folder {root / 'g'} is locked: held by pid {holder.pid} "
                    f"(another run is in progress)")
-        with pytest.raises(grid.GridError) as refused:
+        with pytest.raises(gridfile.GridError) as refused:
             grid.run(grid_file, root=root)
         assert str(refused.value) == message
         capsys.readouterr()
@@ -189,14 +192,14 @@ def test_a_second_run_of_the_same_grid_is_refused(toy, capsys):
 
 def test_lock_held_in_this_process_is_refused_then_released(toy):
     tmp_path, grid_file = toy
-    with grid.locked(tmp_path / "out" / "g", "g"):
+    with cells.locked(tmp_path / "out" / "g", "g"):
         with open(tmp_path / "out" / "g" / ".lock", "a+") as other:   # a second open file description
             with pytest.raises(OSError):
                 fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with pytest.raises(grid.GridError, match=f"held by pid {os.getpid()} "):
-            with grid.locked(tmp_path / "out" / "g", "g"):
+        with pytest.raises(gridfile.GridError, match=f"held by pid {os.getpid()} "):
+            with cells.locked(tmp_path / "out" / "g", "g"):
                 pass
-    with grid.locked(tmp_path / "out" / "g", "g"):   # released on exit
+    with cells.locked(tmp_path / "out" / "g", "g"):   # released on exit
         pass
 
 
@@ -238,8 +241,9 @@ def test_cli_subprocess_prints_no_traceback(tmp_path):
 
 # ------------------------------------------------------ collect, summary, publish
 
-def test_collect_summary_and_publish_use_only_current_cells(toy, tmp_path):
+def test_collect_summary_and_publish_use_only_current_cells(toy, monkeypatch):
     tmp_path, grid_file = toy
+    monkeypatch.setattr(gridfile, "code_version", CODE_VERSION)   # the summary notebook's kernel judges by it
     shutil.copy(grid.REPO_ROOT / "notebooks" / "00_summary.py", tmp_path / "notebooks" / "00_summary.py")
     grid_file.write_text("name: g\nnotebooks:\n  toy:\n    sweep: {lr: [0.1, 0.2, 0.3]}\n")
     root = tmp_path / "out"
@@ -252,19 +256,18 @@ def test_collect_summary_and_publish_use_only_current_cells(toy, tmp_path):
     (root / "g/toy/.lr=0.6.running").mkdir()
     (root / "g/old_notebook/default").mkdir(parents=True)
     record = json.loads((root / "g/toy/lr=0.1/results.json").read_text())
-    _, cells, _ = grid.load_grid(grid_file)
-    fingerprint = {c.name: c.fingerprint for c in cells}
+    fingerprint = {c.name: c.fingerprint for c in gridfile.load_grid(grid_file)[1]}
     record["run"]["fingerprint"] = fingerprint["lr=0.1"]        # lr=0.1 stays current
     (root / "g/toy/lr=0.1/results.json").write_text(json.dumps(record))
 
-    state = grid.collect(grid_file, root)
+    state = cells.collect(root / "g", grid_file)
     assert list(state["done"]) == ["toy/lr=0.1"] and state["done"]["toy/lr=0.1"]["results"]["lr_seen"] == 0.1
     assert state["stale"] == ["toy/lr=0.2"] and state["todo"] == ["toy/lr=0.3"] and state["failed"] == ["toy/lr=0.5"]
     assert state["orphaned"] == ["old_notebook/default", "toy/lr=0.4"]
 
     # the summary notebook, as the runner runs it, on this folder
     (root / "g/figures").mkdir(parents=True, exist_ok=True)
-    grid.execute("00_summary", {"grid_dir": str(root / "g"), "grid_file": str(grid_file)}, root / "g/figures")
+    cells.execute("00_summary", {"grid_dir": str(root / "g"), "grid_file": str(grid_file)}, root / "g/figures")
     summary = json.loads((root / "g/figures/summary.json").read_text())
     assert summary["cells"] == ["toy/lr=0.1"]
     assert summary["stale"] == ["toy/lr=0.2"] and summary["orphaned"] == ["old_notebook/default", "toy/lr=0.4"]
@@ -272,7 +275,7 @@ def test_collect_summary_and_publish_use_only_current_cells(toy, tmp_path):
     text = (root / "g/figures/summary.md").read_text()
     assert "| toy/lr=0.1 | new shape | inconclusive | a claims-module dict |" in text
     assert "| toy/lr=0.1 | old shape | held | a [verdict, why] pair |" in text
-    assert "* stale (results of other parameters or code): toy/lr=0.2" in text
+    assert "* stale (results of other parameters or code): toy/lr=0.2 (other parameters: seeds [0] -> [3])" in text
     assert "* failed (see <cell>.failed/): toy/lr=0.5" in text and "toy/lr=0.4" in text
     assert str(tmp_path) not in text and "/tmp" not in text and str(grid.REPO_ROOT) not in text
 
@@ -291,10 +294,12 @@ def test_collect_summary_and_publish_use_only_current_cells(toy, tmp_path):
 
 # -------------------------------------------------------------------- compare
 
-def _results(folder, cell, curves):
+def _results(folder, cell, curves, fingerprint=None):
+    """A results.json of ``curves`` (current when ``fingerprint`` is its cell's)."""
     path = folder / cell / "results.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"parameters": {}, "results": {"curves": curves}, "meta": {}}))
+    path.write_text(json.dumps({"parameters": {}, "results": {"curves": curves}, "meta": {},
+                                "run": {"fingerprint": fingerprint}}))
 
 
 def _curve(mean, std=0.02, n_runs=4, n_test=500, x=(64, 128)):
@@ -303,33 +308,46 @@ def _curve(mean, std=0.02, n_runs=4, n_test=500, x=(64, 128)):
 
 def test_allowed_difference():
     # se = sqrt(0.02^2 / 4 + 0.2 * 0.8 / (500 * 4)) = sqrt(1.8e-4)
-    assert grid.allowed_difference({"mean": 0.2, "std": 0.02, "n_runs": 4, "n_test": 500}) == \
+    assert reproduce.allowed_difference({"mean": 0.2, "std": 0.02, "n_runs": 4, "n_test": 500}) == \
         pytest.approx(3 * 2 ** 0.5 * 1.8e-4 ** 0.5)
-    assert grid.allowed_difference({"mean": 0.0, "std": 0.0, "n_runs": 1, "n_test": 100}) == \
+    assert reproduce.allowed_difference({"mean": 0.0, "std": 0.0, "n_runs": 1, "n_test": 100}) == \
         pytest.approx(3 * 2 ** 0.5 * 1e-6)
 
 
-def test_compare_within_and_outside_noise(tmp_path, capsys):
+def test_compare_within_and_outside_noise(toy, capsys):
+    tmp_path, grid_file = toy
+    grid_file.write_text("name: q\nnotebooks:\n  toy:\n    sweep: {lr: [0.1, 0.2, 0.3]}\n")
+    current = {c.name: c.fingerprint for c in gridfile.load_grid(grid_file)[1]}
     fresh, ref = tmp_path / "runs/q", tmp_path / "reference/q"
-    _results(ref, "01/default", {"network": _curve([0.2, 0.1]), "ntk": _curve([0.0, 0.3], std=0.0)})
-    _results(fresh, "01/default", {"network": _curve([0.25, 0.1]), "ntk": _curve([0.0, 0.3], std=0.0)})
-    _results(ref, "02/default", {"network": _curve([0.2, 0.1])})
-    _results(fresh, "03/default", {"network": _curve([0.2, 0.1])})
-    _results(fresh, "01/default.failed", {"network": _curve([0.9, 0.9])})     # never compared
-    assert grid.main(["compare", str(fresh), str(ref)]) == 0
+    compare = ["compare", str(fresh), str(ref), "--grid-file", str(grid_file)]
+    _results(ref, "toy/lr=0.1", {"network": _curve([0.2, 0.1]), "ntk": _curve([0.0, 0.3], std=0.0)})
+    _results(fresh, "toy/lr=0.1", {"network": _curve([0.25, 0.1]), "ntk": _curve([0.0, 0.3], std=0.0)},
+             current["lr=0.1"])
+    _results(fresh, "toy/lr=0.3", {"network": _curve([0.2, 0.1])}, current["lr=0.3"])
+    _results(fresh, "toy/lr=0.1.failed", {"network": _curve([0.9, 0.9])}, current["lr=0.1"])   # never compared
+    assert grid.main(compare) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == "reproduced: 4 of 4 numbers within noise"
-    assert "only in the fresh run: 03/default" in out and "only in the reference: 02/default" in out
+    assert out.splitlines()[0] == "reproduced: 4 of 4 numbers within noise (1 of 1 reference cells by a current cell)"
+    assert "only in the fresh run: toy/lr=0.3" in out
 
-    _results(fresh, "01/default", {"network": _curve([0.26, 0.1]), "ntk": _curve([1e-5, 0.34], std=0.0),
-                                   "extra": [0.1, 0.2]})
-    assert grid.main(["compare", str(fresh), str(ref)]) == 1
+    _results(ref, "toy/lr=0.2", {"network": _curve([0.2, 0.1])})              # not run in the fresh folder
+    _results(ref, "toy/lr=0.3", {"network": _curve([0.2, 0.1])})
+    _results(fresh, "toy/lr=0.3", {"network": _curve([0.2, 0.1])}, "an older fingerprint")
+    assert grid.main(compare) == 1
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == "reproduced: 2 of 4 numbers within noise"
-    assert "outside noise: 01/default  network  n=64: fresh 0.2600, reference 0.2000, allowed ±0.0569" in out
-    assert "outside noise: 01/default  ntk  n=64: fresh 0.0000, reference 0.0000, allowed ±0.0000" in out  # se floor
+    assert out.splitlines()[0] == "reproduced: 4 of 4 numbers within noise (1 of 3 reference cells by a current cell)"
+    assert "not reproduced: toy/lr=0.2 (not run yet)" in out
+    assert "not reproduced: toy/lr=0.3 (stale: other code (notebook or ntk_utils sources))" in out
+
+    _results(fresh, "toy/lr=0.1", {"network": _curve([0.26, 0.1]), "ntk": _curve([1e-5, 0.34], std=0.0),
+                                   "extra": [0.1, 0.2]}, current["lr=0.1"])
+    assert grid.main(compare) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "reproduced: 2 of 4 numbers within noise (1 of 3 reference cells by a current cell)"
+    assert "outside noise: toy/lr=0.1  network  n=64: fresh 0.2600, reference 0.2000, allowed ±0.0569" in out
+    assert "outside noise: toy/lr=0.1  ntk  n=64: fresh 0.0000, reference 0.0000, allowed ±0.0000" in out  # se floor
     assert "ntk  n=128" not in out                   # 0.3 ± 3√2·sqrt(0.3·0.7 / 2000) = ±0.0435 holds 0.34
-    assert "not compared: 01/default extra: only in fresh" in out
+    assert "not compared: toy/lr=0.1 extra: only in fresh" in out
 
 
 def test_compare_without_reference(tmp_path, capsys):

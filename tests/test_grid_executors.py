@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ntk_utils import grid, params
+from ntk_utils import cells, executors, grid, gridfile, parameters_cell
 
 submitit = pytest.importorskip("submitit")
 
@@ -59,11 +59,11 @@ def toy(tmp_path, monkeypatch):
     notebooks.mkdir()
     for stem in ("toy", "toy_b"):
         (notebooks / f"{stem}.py").write_text(TOY)
-    monkeypatch.setattr(params, "NOTEBOOKS_DIR", notebooks)
+    monkeypatch.setattr(parameters_cell, "NOTEBOOKS_DIR", notebooks)
     monkeypatch.setenv("NTK_NOTEBOOKS_DIR", str(notebooks))
     monkeypatch.setenv("NTK_CACHE_DIR", str(tmp_path / "cache"))
     # fingerprints that an edit of ntk_utils elsewhere during the test cannot turn stale
-    monkeypatch.setattr(grid, "code_version", lambda stem: f"{stem} code")
+    monkeypatch.setattr(gridfile, "code_version", lambda stem: f"{stem} code")
     return tmp_path
 
 
@@ -103,12 +103,11 @@ def test_local_executor_order_parallelism_resume_and_failures(toy, capsys):
     assert _record(root, "toy/data_seeds=0+1")["run"]["cell"] == "toy/data_seeds=0+1"
 
     error, died = root / "g/toy_b/fail=error.failed", root / "g/toy_b/fail=die.failed"
-    assert (error / "notebook.ipynb").exists() and not (error / "job_error.txt").exists()
-    assert "has not produced any output" in (died / "job_error.txt").read_text()
+    assert (error / "notebook.ipynb").exists() and "asked to fail" in (error / "error.txt").read_text()
+    assert "has not produced any output" in (died / "error.txt").read_text()
     assert not [p for p in (root / "g/toy_b").iterdir() if p.name.endswith(".running")]
     assert os.path.getmtime(error) >= draws[2]["finished"]       # toy_b waited for the first notebook
-    _, cells, _ = grid.load_grid(grid_file)
-    assert [grid.status(root, "g", c) for c in cells] == ["done"] * 3 + ["failed"] * 2
+    assert [cells.state(root / "g", c)[0] for c in gridfile.load_grid(grid_file)[1]] == ["done"] * 3 + ["failed"] * 2
 
     mtime = os.path.getmtime(root / "g/toy/data_seeds=0+1/results.json")
     assert grid.run(grid_file, root=root, executor="local", workers=2, only=["toy/"]) == []
@@ -122,9 +121,9 @@ def test_local_workers_give_the_sequential_results(toy):
     grid_file.write_text("name: g\nnotebooks:\n  toy:\n    sweep: {lr: [0.1, 0.2]}\n")
     assert grid.run(grid_file, root=toy / "seq") == []
     assert grid.main(["run", str(grid_file), "--root", str(toy / "par"), "--executor", "local", "--workers", "2"]) == 0
-    cells = sorted(p.name for p in (toy / "seq/g/toy").iterdir())
-    assert cells == sorted(p.name for p in (toy / "par/g/toy").iterdir()) == ["lr=0.1", "lr=0.2"]
-    for cell in cells:
+    names = sorted(p.name for p in (toy / "seq/g/toy").iterdir())
+    assert names == sorted(p.name for p in (toy / "par/g/toy").iterdir()) == ["lr=0.1", "lr=0.2"]
+    for cell in names:
         seq, par = (_record(toy / root, f"toy/{cell}") for root in ("seq", "par"))
         for r in (seq, par):
             del r["results"]["started"], r["results"]["finished"], r["parameters"]["output_dir"]
@@ -163,9 +162,9 @@ def test_a_terminated_run_cancels_its_jobs(toy):
 # ------------------------------------------------------------ order of cells
 
 def test_paper_grid_is_split_and_ordered():
-    name, cells, _ = grid.load_grid(grid.REPO_ROOT / "parameters" / "paper.yaml")
-    after = grid.dependencies(cells)
-    ids = [c.id for c in cells]
+    name, grid_cells, _ = gridfile.load_grid(grid.REPO_ROOT / "parameters" / "paper.yaml")
+    after = gridfile.dependencies(grid_cells)
+    ids = [c.id for c in grid_cells]
     per_run = [f"data_seeds={d},seeds={s}" for s in (0, 1, 2) for d in (0, 1)]
     for notebook in ("01_data_scaling", "02_width", "04_after_kernel", "05_kernel_dynamics"):
         runs = {f"{notebook}/{r}" for r in per_run}
@@ -180,14 +179,14 @@ def test_paper_grid_is_split_and_ordered():
     assert after["02_width/data_seeds=0,seeds=2"] == (first - draw1) | {"01_data_scaling/default",
                                                                         "02_width/data_seeds=0,seeds=0"}
     assert after["03_hyperparameters/variants=gd"] == first                       # 01's kernels
-    assert after["primer/default"] == set() and len(cells) == 34
+    assert after["primer/default"] == set() and len(grid_cells) == 34
 
 
 def test_order_rules_on_small_grids(toy):
     grid_file = toy / "g.yaml"
     grid_file.write_text("name: g\nnotebooks:\n  toy:\n    sweep: {data_seeds: [[0], [1], [0, 1]]}\n"
                          "  toy_b:\n    sweep: {lr: [0.1, 0.2], data_seeds: [[1], [2]]}\n")
-    after = grid.dependencies(grid.load_grid(grid_file)[1])
+    after = gridfile.dependencies(gridfile.load_grid(grid_file)[1])
     assert after == {"toy/data_seeds=0": set(), "toy/data_seeds=1": set(),
                      "toy/data_seeds=0+1": {"toy/data_seeds=0", "toy/data_seeds=1"},       # covers them
                      "toy_b/lr=0.1,data_seeds=1": {"toy/data_seeds=1", "toy/data_seeds=0+1"},  # shares draw 1
@@ -196,7 +195,7 @@ def test_order_rules_on_small_grids(toy):
                      "toy_b/lr=0.2,data_seeds=2": set()}
     # identical parameters in two sweep entries: the later one waits, no cycle
     grid_file.write_text("name: g\nnotebooks:\n  toy:\n    sweep:\n      - {data_seeds: [[0]]}\n      - {}\n")
-    assert grid.dependencies(grid.load_grid(grid_file)[1]) == {"toy/data_seeds=0": set(),
+    assert gridfile.dependencies(gridfile.load_grid(grid_file)[1]) == {"toy/data_seeds=0": set(),
                                                               "toy/default": {"toy/data_seeds=0"}}
 
 
@@ -218,20 +217,20 @@ def test_resources_merge_and_reach_the_slurm_job(toy, monkeypatch):
     grid_file.write_text("name: g\nnotebooks:\n  toy: {}\n  toy_b: {}\nresources:\n"
                          "  default: {gpus: 1, cpus: 8, mem_gb: 64, timeout_min: 240, partition: gpu}\n"
                          "  toy_b: {mem_gb: 128.5, slurm: {account: proj, qos: high}}\n")
-    res = grid.load_resources(grid_file)
+    res = gridfile.load_resources(grid_file)
     assert res["toy"] == {"gpus": 1, "cpus": 8, "mem_gb": 64, "timeout_min": 240, "partition": "gpu"}
     assert res["toy_b"] == {**res["toy"], "mem_gb": 128.5, "slurm": {"account": "proj", "qos": "high"}}
     grid_file.write_text("name: g\nnotebooks:\n  toy: {}\n")
-    assert grid.load_resources(grid_file) == {"toy": grid.DEFAULT_RESOURCES}
+    assert gridfile.load_resources(grid_file) == {"toy": gridfile.DEFAULT_RESOURCES}
     # what submitit's Slurm executor makes of them: the sbatch file it would submit (no cluster here)
     monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))
     executor = submitit.AutoExecutor(folder=toy / "jobs", cluster="slurm")
-    executor.update_parameters(**grid._job_parameters(res["toy_b"], "slurm", "g-toy_b"))
+    executor.update_parameters(**executors._job_parameters(res["toy_b"], "slurm", "g-toy_b"))
     sbatch = executor._executor._make_submission_file_text("python job.py", "uid")
     for line in ("--gpus-per-node=1", "--cpus-per-task=8", "--mem=131584MB", "--time=240", "--partition=gpu",
                  "--account=proj", "--qos=high", "--job-name=g-toy_b"):
         assert f"#SBATCH {line}\n" in sbatch, line
-    assert grid._job_parameters(res["toy_b"], "local", "g-toy_b") == {"name": "g-toy_b", "timeout_min": 240}
+    assert executors._job_parameters(res["toy_b"], "local", "g-toy_b") == {"name": "g-toy_b", "timeout_min": 240}
 
 
 @pytest.mark.parametrize("text, args, message", [
@@ -262,12 +261,12 @@ def test_bad_resources_and_sweeps_are_one_line(toy, capsys, text, args, message)
 
 def test_local_gpus_split_among_workers(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
-    assert [e["CUDA_VISIBLE_DEVICES"] for e in grid._worker_envs(2)] == ["0,1", "2,3"]
-    assert grid._worker_envs(3)[2] == {"CUDA_VISIBLE_DEVICES": "2,3"}
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in executors._worker_envs(2)] == ["0,1", "2,3"]
+    assert executors._worker_envs(3)[2] == {"CUDA_VISIBLE_DEVICES": "2,3"}
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
-    assert grid._worker_envs(2) == [{"CUDA_VISIBLE_DEVICES": "5", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}] * 2
+    assert executors._worker_envs(2) == [{"CUDA_VISIBLE_DEVICES": "5", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}] * 2
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert grid._worker_envs(2) == [{"CUDA_VISIBLE_DEVICES": ""}] * 2      # none visible: stays so
+    assert executors._worker_envs(2) == [{"CUDA_VISIBLE_DEVICES": ""}] * 2      # none visible: stays so
 
 
 # ----------------------------------------------------------------- estimate

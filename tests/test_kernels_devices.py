@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 SCRIPT = textwrap.dedent("""
     import json, sys, warnings
     import jax, numpy as np
-    from ntk_utils import fast_ntk, kernels, models
+    from ntk_utils import fast_ntk, kernels, models, tiles
     from ntk_utils._compat import neural_tangents
 
     out, devices = sys.argv[1], int(sys.argv[2])
@@ -33,8 +33,8 @@ SCRIPT = textwrap.dedent("""
         "entk_jacobian_xy": lambda: kernels.empirical_ntk(apply, params, x, y, batch_size=2),
         "entk_tiles": lambda: kernels.empirical_ntk(apply, params, x, batch_size=2, implementation=1),
         "entk_tiles_xy": lambda: kernels.empirical_ntk(apply, params, x, y, batch_size=2, implementation=1),
-        "fast_ntk": lambda: fast_ntk.infinite_ntk(limit, x, batch_size=2),
-        "fast_ntk_xy": lambda: fast_ntk.infinite_ntk(limit, x, y, batch_size=2, get=("nngp", "ntk"))[1],
+        "fast_ntk": lambda: fast_ntk.kernel(limit, x, batch_size=2),
+        "fast_ntk_xy": lambda: fast_ntk.kernel(limit, x, y, batch_size=2, get=("nngp", "ntk"))[1],
     }
     try:
         neural_tangents()
@@ -46,14 +46,14 @@ SCRIPT = textwrap.dedent("""
         cases["stax_infinite_ntk"] = stax_path
     except ImportError:
         pass
-    kernels_, tiles = {}, {}
+    kernels_, per_device = {}, {}
     for name, compute in cases.items():
-        fast_ntk.TILES.clear()
+        tiles.TILES.clear()
         kernels_[name] = np.asarray(compute())
-        tiles[name] = dict(fast_ntk.TILES)
+        per_device[name] = dict(tiles.TILES)
     np.savez(out + ".npz", **kernels_)
     with open(out + ".json", "w") as f:
-        json.dump(tiles, f)
+        json.dump(per_device, f)
 """)
 
 
@@ -103,14 +103,26 @@ class _FakeDevice:
 
 
 def test_tile_sizes_from_free_device_memory():
-    from ntk_utils import fast_ntk, kernels
+    from ntk_utils import kernels, pair_tiles, tiles
     cpu = [_FakeDevice("cpu")]
-    assert fast_ntk.free_memory(cpu) is None
-    assert fast_ntk._auto_batch_size((8, 8, 3), cpu) == 8 and fast_ntk._auto_batch_size((16, 16, 3), cpu) == 1
+    assert tiles.free_memory(cpu) is None
+    assert pair_tiles.auto_batch_size((8, 8, 3), cpu) == 8 and pair_tiles.auto_batch_size((16, 16, 3), cpu) == 1
     gpus = [_FakeDevice("gpu", 80 * 2 ** 30), _FakeDevice("gpu", 2 ** 30)]
-    assert fast_ntk.free_memory(gpus) == 2 ** 30                       # the least free device decides
-    small, large = fast_ntk._auto_batch_size((32, 32, 3), gpus), fast_ntk._auto_batch_size((32, 32, 3), gpus[:1])
+    assert tiles.free_memory(gpus) == 2 ** 30                          # the least free device decides
+    small, large = pair_tiles.auto_batch_size((32, 32, 3), gpus), pair_tiles.auto_batch_size((32, 32, 3), gpus[:1])
     assert 1 <= small < large
-    params = {"w": np.zeros((10 ** 6,), np.float32)}
-    assert kernels._auto_tile(params, cpu) == 32                       # 6e7 / P elements, as before
-    assert kernels._auto_tile(params, gpus[:1]) > kernels._auto_tile(params, gpus) >= 8
+    p = 10 ** 6
+    assert kernels.entk_tile_size(p, kernels.TILE_ELEMENTS_CPU) == 32     # 6e7 / P elements, as before
+    assert kernels.entk_tile_size(p, kernels._tile_elements(cpu)) == 32
+    assert kernels.entk_tile_size(1, 1e12) == 512 and kernels.entk_tile_size(10 ** 9, 6e7) == 8   # clipped
+    big, least = (kernels.entk_tile_size(p, kernels._tile_elements(g)) for g in (gpus[:1], gpus))
+    assert big > least >= 8
+
+
+def test_auto_implementation_is_the_full_jacobian_where_it_fits(monkeypatch):
+    from ntk_utils import kernels
+    assert kernels.uses_full_jacobian(10 ** 5, 1000)
+    assert not kernels.uses_full_jacobian(kernels.FULL_JACOBIAN_MAX_PARAMS + 1, 10)   # too many parameters
+    assert not kernels.uses_full_jacobian(10 ** 6, 2000)                            # 8 GB of Jacobians
+    monkeypatch.setattr(kernels, "JACOBIAN_BYTES", 0)
+    assert not kernels.uses_full_jacobian(1, 1)

@@ -182,3 +182,18 @@ def test_every_image_the_readme_shows_is_committed():
     assert images
     missing = [i for i in images if not (ROOT / i).exists()]
     assert not missing, missing
+
+
+def test_install_cells_pin_what_pyproject_pins():
+    """Each notebook's install cell (for Colab / outside the checkout) installs this repository and
+    exactly the neural-tangents that pyproject.toml pins: one pin, stated once, followed everywhere."""
+    import re
+    import tomllib
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pins = project["tool"]["ntk-limits"]["no-deps"]
+    repository = project["project"]["urls"]["Repository"]
+    for path in sorted((ROOT / "notebooks").glob("*.py")):
+        text = path.read_text()
+        assert f"ntk-limits @ git+{repository}" in text, f"{path.name}: install cell does not install {repository}"
+        installed = re.findall(r'install -q --no-deps ([^"\']+)"', text)
+        assert installed == [" ".join(pins)], f"{path.name}: installs {installed} without deps, pyproject pins {pins}"

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from ntk_utils import data, params, setup
+from ntk_utils import data, downloads, parameters_cell, params, setup
 
 TOY = textwrap.dedent('''\
     # %% tags=["parameters"]
@@ -30,9 +30,9 @@ def notebooks(tmp_path, monkeypatch):
     folder = tmp_path / "notebooks"
     folder.mkdir()
     (folder / "toy.py").write_text(TOY)
-    for shipped in params.NOTEBOOKS_DIR.glob("*.py"):
+    for shipped in parameters_cell.NOTEBOOKS_DIR.glob("*.py"):
         (folder / shipped.name).write_text(shipped.read_text())
-    monkeypatch.setattr(params, "NOTEBOOKS_DIR", folder)
+    monkeypatch.setattr(parameters_cell, "NOTEBOOKS_DIR", folder)
     return folder
 
 
@@ -167,7 +167,7 @@ def test_sizes_against_what_the_task_holds(notebooks):
 
 def test_missing_data_is_not_downloaded_to_check(notebooks, tmp_path, monkeypatch):
     monkeypatch.setenv("NTK_DATA_DIR", str(tmp_path / "empty"))
-    monkeypatch.setattr(data, "download", lambda *a, **k: pytest.fail("the check must not download"))
+    monkeypatch.setattr(downloads, "download", lambda *a, **k: pytest.fail("the check must not download"))
     assert params.check("01_data_scaling", {"task": "cifar10-pair", "n_values": [64, 10 ** 7], "n_test": 10 ** 7})
     assert not (tmp_path / "empty").exists() or not any((tmp_path / "empty").iterdir())
 

@@ -58,9 +58,9 @@ def test_rank_deficient_float32_kernel_falls_back_to_pseudo_inverse():
     np.testing.assert_allclose(pred, k[:5] @ vectors[:, 0] / eigenvalues[0], rtol=1e-6)
 
 
-def test_test_error_and_mse():
+def test_test_error_counts_a_tie_as_plus_one():
     assert regression.test_error([0.3, -2.0, 0.0, -0.1], [1, -1, -1, 1]) == 0.5
-    assert regression.mse([1.0, -1.0], [0.0, -1.0]) == 0.5
+    assert list(regression.misclassified([0.3, -2.0, 0.0, -0.1], [1, -1, -1, 1])) == [False, False, True, True]
 
 
 def test_fit_power_law_recovers_exponent_with_noise():

@@ -8,10 +8,11 @@ from urllib.parse import unquote
 
 import pytest
 
-from ntk_utils import report
+from ntk_utils import gridfile, report
+from ntk_utils.sections import summary
 from tests.conftest import ROOT
 
-REFERENCE = ROOT / "outputs" / "reference" / "quick"
+REFERENCE, GRID_FILE = ROOT / "outputs" / "reference" / "quick", ROOT / "parameters" / "quick.yaml"
 FAILED, STALE = "02_width/default", "03_hyperparameters/variants=gd"
 
 
@@ -36,44 +37,52 @@ class Page(html.parser.HTMLParser):
         return [unquote(a["href"]) for a in self.tags.get("a", []) if a.get("href", "").startswith(prefix)]
 
 
+def as_if_current(grid, stale=()):
+    """Give each results.json of a copy of the quick reference its cell's fingerprint under the
+    code as it is now (but the cells ``stale``), as if this code had run it. The claim rows of
+    the current cells."""
+    records = {}
+    for cell in gridfile.load_grid(GRID_FILE)[1]:
+        path = grid / cell.id / "results.json"
+        if path.is_file():
+            record = json.loads(path.read_text("utf-8"))
+            record["run"]["fingerprint"] = "an older one" if cell.id in stale else cell.fingerprint
+            path.write_text(json.dumps(record), "utf-8")
+            records.update({} if cell.id in stale else {cell.id: record})
+    return summary.claim_rows(records)
+
+
 def partial_grid(tmp_path):
-    """A copy of the quick reference as the summary would have left it had one cell failed and one
-    been stale: the failed cell in <cell>.failed/, both out of the summary's cells and claims."""
+    """A copy of the quick reference as this code would have left it had one cell failed (its
+    folder in <cell>.failed/, its older results gone) and one been stale (older results)."""
     grid = tmp_path / "quick"
     shutil.copytree(REFERENCE, grid)
     (grid / FAILED).rename(grid / f"{FAILED}.failed")
-    path = grid / "figures" / "summary.json"
-    s = json.loads(path.read_text("utf-8"))
-    gone = {FAILED, STALE}
-    for key in ("claims", "exponents"):
-        s[key] = [row for row in s[key] if row[0] not in gone]
-    s["cells"] = [c for c in s["cells"] if c not in gone]
-    s["underfit"] = {c: t for c, t in s["underfit"].items() if c not in gone}
-    s["failed"], s["stale"] = [FAILED], [STALE]
-    path.write_text(json.dumps(s), "utf-8")
-    return grid, s
+    return grid, as_if_current(grid, stale={STALE})
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("report")
-    grid, s = partial_grid(tmp)
-    assert report.main([str(grid), "--out", str(tmp / "site"), "--reference", str(REFERENCE)]) == 0
-    return tmp / "site" / "index.html", s
+    with pytest.MonkeyPatch.context() as mp:   # fingerprints no edit elsewhere during the test turns stale
+        mp.setattr(gridfile, "code_version", lambda stem: f"{stem} code")
+        tmp = tmp_path_factory.mktemp("report")
+        grid, claims = partial_grid(tmp)
+        assert report.main([str(grid), "--out", str(tmp / "site"), "--reference", str(REFERENCE)]) == 0
+        yield tmp / "site" / "index.html", claims
 
 
 def test_front_page(site):
-    index, s = site
+    index, claims = site
     page = Page(index.read_text("utf-8"))
     text = " ".join(page.text)
-    assert len(page.verdict_rows()) == len(s["claims"]) > 0
-    held = sum(status == "held" for _, _, status, _ in s["claims"])
+    assert len(page.verdict_rows()) == len(claims) > 0
+    held = sum(status == "held" for _, _, status, _ in claims)
     assert f"held: {held}," in text                                      # the tally of the claims shown
     assert "1 failed" in text and FAILED in text and "1 stale" in text and STALE in text
     assert "numbers within noise" in text and "verdicts the same" in text
     notebooks = page.links("notebooks/")
     # the summary's, every finished cell's (the stale one included) and the failed cell's
-    assert len(set(notebooks)) == 1 + len(s["cells"]) + 1 + 1
+    assert len(set(notebooks)) == len(list(REFERENCE.glob("*/*/notebook.ipynb"))) + 1
     assert "notebooks/02_width--default.failed.html" in notebooks
     for target in notebooks + [img["src"] for img in page.tags["img"]]:
         assert (index.parent / unquote(target)).is_file(), target
@@ -82,21 +91,22 @@ def test_front_page(site):
     assert "http" not in " ".join(str(a) for tags in page.tags.values() for a in tags)   # nothing from a network
 
 
-def test_grid_whose_summary_has_not_run(tmp_path):
-    """Without figures/ (a run killed before its summary) the tables come from the finished cells."""
-    from ntk_utils.sections import summary
+def test_grid_whose_summary_has_not_run(tmp_path, monkeypatch):
+    """Without figures/ (a run killed before its summary) the tables and Figure 1 come from the
+    current cells all the same; a folder of no known grid file, or none, is refused."""
+    monkeypatch.setattr(gridfile, "code_version", lambda stem: f"{stem} code")
     grid = tmp_path / "quick"
     for cell in ("primer/default", "01_data_scaling/default"):
         shutil.copytree(REFERENCE / cell, grid / cell)
-    index = report.build(grid, tmp_path / "site")
-    records = {c: json.loads((grid / c / "results.json").read_text("utf-8"))
-               for c in ("primer/default", "01_data_scaling/default")}
-    page = Page(index.read_text("utf-8"))
-    assert len(page.verdict_rows()) == len(summary.claim_rows(records)) > 0
-    assert "No Figure 1" in " ".join(page.text)
+    claims = as_if_current(grid)
+    page = Page(report.build(grid, tmp_path / "site").read_text("utf-8"))
+    assert len(page.verdict_rows()) == len(claims) > 0
+    assert "figures/figure1.png" in [img["src"] for img in page.tags["img"]]
     assert "numbers within noise" in " ".join(page.text)   # the default reference: outputs/reference/quick
-    other = grid.rename(tmp_path / "other")                # a grid with no reference
-    assert "No reference" in " ".join(Page(report.build(other, tmp_path / "site").read_text("utf-8")).text)
+    other = grid.rename(tmp_path / "other")                # a grid with no reference (nor parameters/other.yaml)
+    assert report.main([str(other), "--out", str(tmp_path / "site")]) == 2
+    index = report.build(other, tmp_path / "site", grid_file=GRID_FILE)
+    assert "No reference" in " ".join(Page(index.read_text("utf-8")).text)
     assert report.main([str(tmp_path / "nothing")]) == 2
 
 
@@ -111,12 +121,12 @@ def dom(path):
 def test_site_in_chromium(site, tmp_path):
     if not report.browser():
         pytest.skip("Chromium not installed (Debian: apt-get install chromium)")
-    index, s = site
+    index, claims = site
     page = dom(index)
     assert page.tags["body"][0].get("data-loaded") == "1"
     assert page.tags["img"] and all(int(img.get("data-natural-width", 0)) > 0 for img in page.tags["img"]), \
         [img["src"] for img in page.tags["img"] if int(img.get("data-natural-width", 0)) == 0]
-    assert len(page.verdict_rows()) == len(s["claims"])
+    assert len(page.verdict_rows()) == len(claims)
     notebook = dom(index.parent / "notebooks" / "01_data_scaling--default.html")
     assert notebook.tags["body"][0].get("data-loaded") == "1"
     assert any("01_data_scaling/default" in t for t in notebook.text)   # its title

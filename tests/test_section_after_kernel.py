@@ -7,21 +7,15 @@ import pytest
 
 matplotlib.use("Agg")
 
-from ntk_utils import params, plotting, results, setup as shared  # noqa: E402
+from ntk_utils import parameters_cell, params, plotting, results, setup as shared  # noqa: E402
 from ntk_utils.sections import after_kernel  # noqa: E402
 from tests.conftest import STATUSES, TINY  # noqa: E402
+from tests.section_fixtures import section_fixtures  # noqa: E402
 
 OPTIONS = {"n_values": [16, 32], "m_values": [16, 32, 48], "n_fit": 16, "m_fixed": [48]}
 
 
-@pytest.fixture
-def setup():
-    return shared.Setup.from_parameters(TINY)
-
-
-@pytest.fixture(scope="module")
-def result(module_cache):
-    return after_kernel.run(shared.Setup.from_parameters(TINY), **OPTIONS)
+setup, result = section_fixtures(after_kernel.run, TINY, OPTIONS)
 
 
 def test_run_shapes_and_statuses(result):
@@ -103,4 +97,4 @@ def test_params_build_uses_the_notebook_cell():
     assert s.task == "synthetic-bin" and options == OPTIONS
     with pytest.raises(params.ParameterError, match="n_fit"):
         params.build("04_after_kernel", {**TINY, "n_fit": 0})
-    assert not (set(params.cell_defaults("04_after_kernel")) & set(shared.NAMES))
+    assert not (set(parameters_cell.cell_defaults("04_after_kernel")) & set(shared.NAMES))

@@ -8,21 +8,15 @@ import pytest
 
 matplotlib.use("Agg")
 
-from ntk_utils import params, results, setup as shared  # noqa: E402
+from ntk_utils import parameters_cell, params, results, setup as shared  # noqa: E402
 from ntk_utils.sections import hyperparameters  # noqa: E402
 from tests.conftest import STATUSES, TINY  # noqa: E402
+from tests.section_fixtures import section_fixtures  # noqa: E402
 
 OPTIONS = {"n_values": [16, 32], "lr_high": 0.2, "lr_low": 0.02, "no_momentum_lr": 0.5, "variants": ["lr_high", "gd"]}
 
 
-@pytest.fixture
-def setup():
-    return shared.Setup.from_parameters(TINY)
-
-
-@pytest.fixture(scope="module")
-def result(module_cache):
-    return hyperparameters.run(shared.Setup.from_parameters(TINY), **OPTIONS)
+setup, result = section_fixtures(hyperparameters.run, TINY, OPTIONS)
 
 
 def test_variants_change_one_thing_of_the_recipe(setup):
@@ -94,5 +88,5 @@ def test_params_build_uses_the_notebook_cell():
     assert options["n_values"] == [16, 32] and options["variants"] == ["gd"]
     with pytest.raises(params.ParameterError, match="unknown"):
         params.build("03_hyperparameters", {**TINY, "variants": ["sgd"]})
-    assert not (set(params.cell_defaults("03_hyperparameters")) & set(shared.NAMES))
-    assert np.isclose(params.cell_defaults("03_hyperparameters")["lr_high"], 0.2)
+    assert not (set(parameters_cell.cell_defaults("03_hyperparameters")) & set(shared.NAMES))
+    assert np.isclose(parameters_cell.cell_defaults("03_hyperparameters")["lr_high"], 0.2)

@@ -47,20 +47,20 @@ def result(trained):
 
 # ------------------------------------------------------------------------ schedule and check
 
-def test_snapshot_times(setup):
-    s = kernel_dynamics.snapshot_times(setup.recipe, 32, 3, 2, [], [0, -1])
+def test_snapshot_schedule(setup):
+    s = kernel_dynamics.snapshot_schedule(setup.recipe, 32, 3, 2, [], [0, -1])
     assert s.total_steps == 10 and s.t_grid == T_GRID and s.t_scaling == [0, 10]
     assert s.epochs == [t * 128 / 32 for t in T_GRID]
-    s = kernel_dynamics.snapshot_times(setup.recipe, 32, 3, 2, [7, 3, 7], [1, -2, 1])
+    s = kernel_dynamics.snapshot_schedule(setup.recipe, 32, 3, 2, [7, 3, 7], [1, -2, 1])
     assert s.t_grid == [0, 3, 7] and s.t_scaling == [3]
     full = dataclasses.replace(setup.recipe, full_batch=True)
-    assert kernel_dynamics.snapshot_times(full, 32, 3, 2, [], [])[2] == [t * 1.0 for t in T_GRID]
+    assert kernel_dynamics.snapshot_schedule(full, 32, 3, 2, [], [])[2] == [t * 1.0 for t in T_GRID]
     with pytest.raises(ValueError, match=r"first_snapshot: snapshot steps must lie in 1\.\.10"):
-        kernel_dynamics.snapshot_times(setup.recipe, 32, 3, 11, [], [0])
+        kernel_dynamics.snapshot_schedule(setup.recipe, 32, 3, 11, [], [0])
     with pytest.raises(ValueError, match=r"snapshot_steps: .* 1\.\.10"):
-        kernel_dynamics.snapshot_times(setup.recipe, 32, 3, 2, [5, 12], [0])
+        kernel_dynamics.snapshot_schedule(setup.recipe, 32, 3, 2, [5, 12], [0])
     with pytest.raises(ValueError, match=r"t_scaling: \[4\] must hold indices into the 4 times"):
-        kernel_dynamics.snapshot_times(setup.recipe, 32, 3, 2, [], [4])
+        kernel_dynamics.snapshot_schedule(setup.recipe, 32, 3, 2, [], [4])
 
 
 @pytest.mark.parametrize("bad, names", [

@@ -9,7 +9,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from ntk_utils import experiments, grid, params, plotting, results  # noqa: E402
+from ntk_utils import cells, experiments, gridfile, params, plotting, results  # noqa: E402
 from ntk_utils.sections import after_kernel, data_scaling, kernel_dynamics, summary  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Mean of empty slice")   # the diverged (NaN) runs
@@ -164,11 +164,10 @@ def test_summary_of_a_fake_grid_folder(tmp_path):
     grid_file.write_text("name: g\ndefaults: {task: synthetic-bin, n_test: 64}\nnotebooks:\n  01_data_scaling: {}\n"
                          "  04_after_kernel: {}\n  05_kernel_dynamics: {n_train: 32}\n")
     root = tmp_path / "out"
-    _, cells, _ = grid.load_grid(grid_file)
     records = _records(tmp_path, with_verdicts=True)
-    for cell in cells:
+    for cell in gridfile.load_grid(grid_file)[1]:
         if cell.notebook != "04_after_kernel":                          # 04 has not run yet
-            folder = grid.cell_dir(root, "g", cell)
+            folder = cells.folders(root / "g", cell.id).finished
             folder.mkdir(parents=True)
             results.write_json(folder / "results.json", {**records[cell.id], "run": {"fingerprint": cell.fingerprint}})
     (root / "g/02_width/default").mkdir(parents=True)                   # a notebook no longer in the grid
@@ -192,7 +191,8 @@ def test_summary_of_a_fake_grid_folder(tmp_path):
     assert str(tmp_path) not in text
     saved = json.loads((root / "g/figures/summary.json").read_text())
     assert set(saved) == {"grid_file", "grid_dir", "exponents", "claims", "tally", "underfit", "cells", "stale",
-                          "failed", "todo", "orphaned"}
+                          "failed", "todo", "orphaned", "why"}
+    assert saved["why"] == {}
     assert saved["cells"] == list(state.records) and saved["tally"] == {"held": 1, "not held": 0, "inconclusive": 1}
     assert saved["exponents"][0][:2] == ["01_data_scaling/default", "network scales better than eNTK (init)"]
     assert len(saved["claims"]) == 2

@@ -7,9 +7,10 @@ import pytest
 
 matplotlib.use("Agg")
 
-from ntk_utils import data, models, params, results, setup as shared  # noqa: E402
+from ntk_utils import data, downloads, models, params, results, setup as shared  # noqa: E402
 from ntk_utils.sections import width  # noqa: E402
 from tests.conftest import STATUSES, TINY  # noqa: E402
+from tests.section_fixtures import section_fixtures  # noqa: E402
 
 TINY = {**TINY, "parameterization": "ntk", "lr": 8.0}   # notebook 02's parameterization
 OPTIONS = {"n_values": [16, 32], "widths_scaling": [2, 4], "widths_sweep": [2, 4, 8], "n_fixed": 16,
@@ -18,19 +19,12 @@ CURVES = ["network (width 2)", "network (width 4)", "infinite NTK", "(b) network
           "(c) network", "(c) eNTK (init)", "(b) infinite NTK", "(c) infinite NTK"]
 
 
-@pytest.fixture
-def setup():
-    return shared.Setup.from_parameters(TINY)
-
-
 @pytest.fixture(scope="module")
 def cache_dir(module_cache):
     return module_cache   # shared by both runs: the fallback run reuses the networks
 
 
-@pytest.fixture(scope="module")
-def result(module_cache):
-    return width.run(shared.Setup.from_parameters(TINY), **OPTIONS)
+setup, result = section_fixtures(width.run, TINY, OPTIONS)
 
 
 @pytest.fixture
@@ -42,7 +36,7 @@ def offline(tmp_path, monkeypatch):
 
     def no_download(url, dest, *args, **kwargs):
         raise data.DataError(f"could not download {url} (offline test)")
-    monkeypatch.setattr(data, "download", no_download)
+    monkeypatch.setattr(downloads, "download", no_download)
     return empty
 
 

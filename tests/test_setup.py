@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from ntk_utils import claims, params, sections, setup, train
+from ntk_utils import claims, parameters_cell, params, sections, setup, train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SECTION_NOTEBOOKS = [nb for nb in sections.NOTEBOOKS if sections.uses_setup(nb)]
@@ -26,7 +26,7 @@ def test_setup_defaults_are_the_owners_defaults():
 def test_notebooks_do_not_restate_the_shared_defaults(notebook):
     """A section notebook's parameters cell holds its own parameters; a shared name appears there
     only where the notebook deliberately differs from Setup (and then with that value)."""
-    shared = {k: v for k, v in params.cell_defaults(notebook).items() if k in setup.NAMES}
+    shared = {k: v for k, v in parameters_cell.cell_defaults(notebook).items() if k in setup.NAMES}
     assert shared == DELIBERATE.get(notebook, {})
     assert all(setup.Setup().parameters()[k] != v for k, v in shared.items())
 

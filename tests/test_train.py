@@ -84,9 +84,10 @@ def test_wide_network_trained_by_gradient_descent_matches_entk_regression():
 
 
 def test_config_from_notebook_parameters_takes_the_recipe_only():
-    cfg = train.TrainConfig.from_parameters({"lr": 0.5, "momentum": 0.0, "full_batch": True, "task": "x",
-                                             "snapshot_steps": [3]}, seed=4)
-    assert (cfg.lr, cfg.momentum, cfg.full_batch, cfg.seed, cfg.snapshot_steps) == (0.5, 0.0, True, 4, ())
+    from ntk_utils.setup import Setup
+    cfg = Setup.from_parameters({"lr": 0.5, "momentum": 0.0, "full_batch": True, "width": 8,
+                                 "snapshot_steps": [3], "seed": 4}).recipe
+    assert (cfg.lr, cfg.momentum, cfg.full_batch, cfg.seed, cfg.snapshot_steps) == (0.5, 0.0, True, 0, ())
     with pytest.raises(ValueError, match="batch_size"):
         train.TrainConfig(batch_size=None)
 

@@ -12,12 +12,7 @@ them, in the paper's order:
 """
 import importlib
 
-NOTEBOOKS = {"primer": "primer", "01_data_scaling": "data_scaling", "02_width": "width",
-             "03_hyperparameters": "hyperparameters", "04_after_kernel": "after_kernel",
-             "05_kernel_dynamics": "kernel_dynamics", "00_summary": "summary"}
-
-# Sections run on a shared ntk_utils.setup.Setup; the primer and the summary have their own parameters.
-WITHOUT_SETUP = ("primer", "summary")
+from ntk_utils.parameters_cell import SECTIONS as NOTEBOOKS, WITHOUT_SETUP, uses_setup  # noqa: F401
 
 
 def module(notebook):
@@ -25,8 +20,3 @@ def module(notebook):
     if notebook not in NOTEBOOKS:
         raise KeyError(f"no section module for notebook {notebook!r}; notebooks: {sorted(NOTEBOOKS)}")
     return importlib.import_module(f"ntk_utils.sections.{NOTEBOOKS[notebook]}")
-
-
-def uses_setup(notebook):
-    """Whether the notebook's parameters include the shared Setup (the section notebooks)."""
-    return notebook in NOTEBOOKS and NOTEBOOKS[notebook] not in WITHOUT_SETUP

@@ -32,7 +32,7 @@ import os
 
 import numpy as np
 
-from ntk_utils import claims, experiments, params, plotting
+from ntk_utils import checks, claims, experiments, plotting
 
 AFTER_KERNELS = ("K_n(n)", "K^F_n(n)")
 PANEL_A = ["network", "K_n(n)", "K^F_n(n)", "eNTK (init)"]
@@ -50,20 +50,34 @@ def fig1b_name(n_fit):
     return f"K^F_m({n_fit})"
 
 
+def trained_sizes(n_values, m_values, m_fixed):
+    """Every m a network is trained on: n_values ∪ m_values ∪ m_fixed, increasing."""
+    return sorted(set(n_values) | set(m_values) | set(m_fixed))
+
+
+def after_kernel_sizes(m, n_values, m_values, n_fit, m_fixed):
+    """(pool ns, fresh ns): the n the after-kernel K_m of the network trained on m is fitted on,
+    on the pool (m if m is an n of n_values; every n of n_values if m is in m_fixed) and on the
+    fresh samples (the same, and n_fit if m is in m_values). Each list increasing; the kernel is
+    computed on its largest n."""
+    pool_ns = sorted(({m} if m in n_values else set()) | (set(n_values) if m in m_fixed else set()))
+    fresh_ns = sorted(set(pool_ns) | ({n_fit} if m in m_values else set()))
+    return pool_ns, fresh_ns
+
+
 def check(setup, n_values, m_values, n_fit, m_fixed):
     """Problems with this section's parameters (a list of sentences; empty when fine)."""
-    problems = params.sizes("n_values", n_values) + params.sizes("m_values", m_values)
+    problems = checks.sizes("n_values", n_values) + checks.sizes("m_values", m_values)
     problems += [f"n_fit: {n_fit!r} must be an integer >= 1"] if isinstance(n_fit, list) else \
-        params.positive("n_fit", n_fit)
+        checks.positive("n_fit", n_fit)
     if not isinstance(m_fixed, list):
         problems.append(f"m_fixed: {m_fixed!r} must be a non-empty list of positive integers")
     else:
-        problems += params.positive("m_fixed", m_fixed) or \
+        problems += checks.positive("m_fixed", m_fixed) or \
             ([f"m_fixed: {m_fixed!r} must not repeat a value"] if len(set(m_fixed)) != len(m_fixed) else [])
     if problems:
         return problems
-    all_m = set(n_values) | set(m_values) | set(m_fixed)
-    return setup.size_problems(max(all_m), n_fresh=max(max(n_values), n_fit))
+    return setup.size_problems(max(trained_sizes(n_values, m_values, m_fixed)), n_fresh=max(max(n_values), n_fit))
 
 
 @dataclasses.dataclass
@@ -115,8 +129,7 @@ def _draw(setup, task, n_values, m_values, n_fit, m_fixed, all_m, n_fresh):
             if (seed, m) not in trained:   # diverged: stays NaN
                 continue
             p = trained[seed, m].params
-            pool_ns = sorted(({m} if m in n_values else set()) | (set(n_values) if m in m_fixed else set()))
-            fresh_ns = sorted(set(pool_ns) | ({n_fit} if m in m_values else set()))
+            pool_ns, fresh_ns = after_kernel_sizes(m, n_values, m_values, n_fit, m_fixed)
             pool = dict(zip(pool_ns, experiments.entk_outcomes(net, p, task.x, task.y, task.x_test, task.y_test,
                                                                pool_ns, ridge))) if pool_ns else {}
             fresh = dict(zip(fresh_ns, experiments.entk_outcomes(net, p, x_fresh, y_fresh, task.x_test, task.y_test,
@@ -137,7 +150,7 @@ def _draw(setup, task, n_values, m_values, n_fit, m_fixed, all_m, n_fresh):
 def run(setup, n_values, m_values, n_fit, m_fixed):
     """Train the networks of every (draw, seed, m), compute their after-kernels; return the claims."""
     th = setup.thresholds
-    all_m = sorted(set(n_values) | set(m_values) | set(m_fixed))   # every network we train
+    all_m = trained_sizes(n_values, m_values, m_fixed)
     n_fresh = max(max(n_values), n_fit)
     tasks = setup.tasks(max(all_m))
     outcomes = experiments.over_draws(lambda task: _draw(setup, task, n_values, m_values, n_fit, m_fixed, all_m,
@@ -157,6 +170,24 @@ def run(setup, n_values, m_values, n_fit, m_fixed):
     verdicts, caveat = claims.with_caveats(plain, *setup.caveats(underfit))
     return Result(setup, list(n_values), list(m_values), n_fit, list(m_fixed), all_m,
                   {**outcomes, "K^F_m(n_fit)": fig1b}, curves, train_error, underfit, verdicts, plain, caveat)
+
+
+def work(tally, setup, n_values, m_values, n_fit, m_fixed):
+    """Declare to ``tally`` (an ntk_utils.estimate.Work) the networks and kernels :func:`run`
+    computes, with the loops of its ``_draw``."""
+    net, seeds, all_m = setup.net, setup.seeds, trained_sizes(n_values, m_values, m_fixed)
+    fresh = ("fresh", max(all_m))   # Task.fresh: the samples after the pool of setup.tasks(max(all_m))
+    for d in setup.data_seeds:
+        draw = tally.draw(d)
+        trained = tally.network_outcomes(net, draw, all_m, seeds, setup.recipe)
+        for seed in seeds:
+            tally.entk_outcomes(net, ("init", seed), draw, [n_fit], fresh)
+            for m in all_m:
+                pool_ns, fresh_ns = after_kernel_sizes(m, n_values, m_values, n_fit, m_fixed)
+                if pool_ns:
+                    tally.entk_outcomes(net, trained[seed, m], draw, pool_ns)
+                tally.entk_outcomes(net, trained[seed, m], draw, fresh_ns, fresh)
+        tally.entk_init_outcomes(net, draw, n_values, seeds)
 
 
 def _color(name, m_fixed):
@@ -196,7 +227,6 @@ def figure(result, output_dir):
     """Draw Figure 4 into ``output_dir/fig4_after_kernel.png`` ((a) after-kernels track the
     network, (b) K^F_m(n_fit) vs m, (c) fixed kernels) and Figure 1B alone into
     ``output_dir/fig1b_after_kernel.png``; returns both figures."""
-    os.makedirs(output_dir, exist_ok=True)
     n_fit, m_fixed, title = result.n_fit, result.m_fixed, result.setup.title()
     fig1b = result.curves[fig1b_name(n_fit)]
     fig4, (ax_a, ax_b, ax_c) = plotting.figure(3)

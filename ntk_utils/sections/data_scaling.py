@@ -19,14 +19,14 @@ import os
 
 import numpy as np
 
-from ntk_utils import claims, experiments, params, plotting
+from ntk_utils import checks, claims, experiments, plotting
 
 KERNELS = ("eNTK (init)", "linearized network", "infinite NTK")
 
 
 def check(setup, n_values):
     """Problems with this section's parameters (a list of sentences; empty when fine)."""
-    return params.sizes("n_values", n_values) or setup.size_problems(max(n_values))
+    return checks.sizes("n_values", n_values) or setup.size_problems(max(n_values))
 
 
 @dataclasses.dataclass
@@ -90,6 +90,16 @@ def run(setup, n_values):
     share = gain / advantage if advantage and gain is not None and advantage > 0 else None
     curves = {name: experiments.summarize("n", n_values, o) for name, o in outcomes.items()}
     return Result(setup, list(n_values), outcomes, curves, fit, underfit, verdicts, plain, caveat, f0_effect, share)
+
+
+def work(tally, setup, n_values):
+    """Declare to ``tally`` (an ntk_utils.estimate.Work) the networks and kernels :func:`run`
+    computes, with its measurements per data draw."""
+    for d in setup.data_seeds:
+        draw = tally.draw(d)
+        tally.network_outcomes(setup.net, draw, n_values, setup.seeds, setup.recipe)
+        tally.entk_init_outcomes(setup.net, draw, n_values, setup.seeds)
+        tally.infinite_outcomes(setup.net, draw, n_values)
 
 
 def panel(ax, curves):

@@ -28,13 +28,12 @@ import os
 
 import numpy as np
 
-from ntk_utils import claims, experiments, params, plotting
+from ntk_utils import checks, claims, experiments, plotting
 
 KERNELS = ("eNTK (init)", "infinite NTK")
 # Figure 3's panels: (title, the variants it draws); a panel none of whose variants ran is left out.
 PANELS = [("(a) learning rate", ["lr_high", "lr_low"]), ("(b) full-batch GD", ["gd"]),
           ("(c) no momentum", ["no_momentum"]), ("(d) early stopping", ["early_stopping"])]
-RATES = ("lr_high", "lr_low", "no_momentum_lr")
 
 
 def variants_table(lr_high, lr_low, no_momentum_lr):
@@ -47,6 +46,12 @@ def variants_table(lr_high, lr_low, no_momentum_lr):
         "no_momentum": (f"SGD, no momentum, lr {no_momentum_lr}", dict(momentum=0.0, lr=no_momentum_lr)),
         "early_stopping": ("early stopping on validation loss", dict(early_stopping=True)),
     }
+
+
+def variant_recipes(recipe, variants, lr_high, lr_low, no_momentum_lr):
+    """{variant: ``recipe`` (the setup's) with that variant's change} for each of ``variants``."""
+    table = variants_table(lr_high, lr_low, no_momentum_lr)
+    return {name: dataclasses.replace(recipe, **table[name][1]) for name in variants}
 
 
 def network_name(variant):
@@ -76,7 +81,7 @@ def check(setup, n_values, lr_high, lr_low, no_momentum_lr, variants):
                     dataclasses.replace(setup.recipe, **table[name][1])
                 except ValueError as e:
                     problems.append(f"variant {name}: {e}")
-    return problems + (params.sizes("n_values", n_values) or setup.size_problems(max(n_values)))
+    return problems + (checks.sizes("n_values", n_values) or setup.size_problems(max(n_values)))
 
 
 @dataclasses.dataclass
@@ -122,9 +127,8 @@ def run(setup, n_values, lr_high, lr_low, no_momentum_lr, variants):
                     net, task, n_values, setup.seeds, setup.ridge, setup.recipe.center)["eNTK (init)"], tasks),
                 "infinite NTK": experiments.over_draws(
                     lambda task: experiments.infinite_outcomes(net, task, n_values, setup.ridge), tasks)}
-    recipes, underfit = {}, {}
+    recipes, underfit = variant_recipes(setup.recipe, variants, lr_high, lr_low, no_momentum_lr), {}
     for name in variants:
-        recipes[name] = dataclasses.replace(setup.recipe, **table[name][1])
         print(f"{name}: {table[name][0]} -> {recipes[name]}")
         wrong, errors = [], []
         for task in tasks:
@@ -144,6 +148,18 @@ def run(setup, n_values, lr_high, lr_low, no_momentum_lr, variants):
         verdicts += claims.with_caveats(ours, *setup.caveats(underfit[name]))[0]
     return Result(setup, list(n_values), list(variants), {v: table[v][0] for v in variants}, recipes, outcomes,
                   curves, underfit, verdicts, plain)
+
+
+def work(tally, setup, n_values, lr_high, lr_low, no_momentum_lr, variants):
+    """Declare to ``tally`` (an ntk_utils.estimate.Work) the networks and kernels :func:`run`
+    computes, with its measurements per data draw."""
+    recipes = variant_recipes(setup.recipe, variants, lr_high, lr_low, no_momentum_lr)
+    for d in setup.data_seeds:
+        draw = tally.draw(d)
+        tally.entk_init_outcomes(setup.net, draw, n_values, setup.seeds)
+        tally.infinite_outcomes(setup.net, draw, n_values)
+        for name in variants:
+            tally.network_outcomes(setup.net, draw, n_values, setup.seeds, recipes[name])
 
 
 def panels(variants):
@@ -169,7 +185,6 @@ def panel(ax, curves, members, descriptions):
 
 def figure(result, output_dir):
     """Draw Figure 3 into ``output_dir/fig3_hyperparameters.png``; returns the figure."""
-    os.makedirs(output_dir, exist_ok=True)
     chosen = panels(result.variants)
     fig, axes = plotting.figure(len(chosen))
     for ax, (title, members) in zip(axes, chosen):

@@ -1,7 +1,7 @@
 """Section 5, Figures 1C and 5: the eNTK keeps improving during training.
 
 One network per data draw and seed is trained on the first ``n_train`` pool samples with the
-setup's recipe, and its parameters θ_t are kept at the steps of the schedule (:func:`snapshot_times`):
+setup's recipe, and its parameters θ_t are kept at the steps of the schedule (:func:`snapshot_schedule`):
 
     t_grid = [0, t_1, ..., t_K]    t_k: ``n_snapshots`` steps log-spaced from ``first_snapshot`` to
                                    the last step (or ``snapshot_steps`` when given); t = 0 is the
@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
-from ntk_utils import claims, experiments, params, plotting, train
+from ntk_utils import checks, claims, experiments, plotting, train
 
 OVER_T = ("K^t_fit", "K^F,t_fit", "network(t)")
 
@@ -43,7 +43,7 @@ class Schedule(NamedTuple):
     t_scaling: list     # the steps of t_grid that get a data-scaling curve
 
 
-def snapshot_times(recipe, n_train, n_snapshots, first_snapshot, snapshot_steps, t_scaling=()):
+def snapshot_schedule(recipe, n_train, n_snapshots, first_snapshot, snapshot_steps, t_scaling=()):
     """The snapshot schedule of a network trained with ``recipe`` on ``n_train`` samples
     (:class:`Schedule`). ``t_scaling``: indices into t_grid (0 = init, -1 = the last step).
     Raises ValueError naming the parameter whose steps or indices do not fit."""
@@ -61,20 +61,32 @@ def snapshot_times(recipe, n_train, n_snapshots, first_snapshot, snapshot_steps,
     return Schedule(total_steps, t_grid, epochs, sorted({t_grid[i] for i in t_scaling}))
 
 
+def snapshot_recipe(recipe, seed, schedule):
+    """The recipe of the network followed over t: ``recipe`` with ``seed``, keeping θ_t at the
+    schedule's steps."""
+    return dataclasses.replace(recipe, seed=seed, snapshot_steps=tuple(schedule.t_grid))
+
+
+def kernel_sizes(n_values, n_train):
+    """The n the eNTK of each snapshot is fitted on, on the pool: n_values and n_train,
+    increasing (the pool holds the largest; the kernel is computed on it)."""
+    return sorted(set(n_values) | {n_train})
+
+
 def check(setup, n_values, n_train, n_snapshots, first_snapshot, snapshot_steps, t_scaling):
     """Problems with this section's parameters (a list of sentences; empty when fine)."""
-    problems = params.sizes("n_values", n_values) + params.positive("n_train", n_train) \
-        + params.positive("n_snapshots", n_snapshots) + params.positive("first_snapshot", first_snapshot) \
-        + (params.positive("snapshot_steps", snapshot_steps) if snapshot_steps != [] else [])
+    problems = checks.sizes("n_values", n_values) + checks.positive("n_train", n_train) \
+        + checks.positive("n_snapshots", n_snapshots) + checks.positive("first_snapshot", first_snapshot) \
+        + (checks.positive("snapshot_steps", snapshot_steps) if snapshot_steps != [] else [])
     if not (isinstance(t_scaling, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in t_scaling)):
         problems.append(f"t_scaling: {t_scaling!r} must be a list of indices into the snapshot times")
     if problems:
         return problems
     try:
-        snapshot_times(setup.recipe, n_train, n_snapshots, first_snapshot, snapshot_steps, t_scaling)
+        snapshot_schedule(setup.recipe, n_train, n_snapshots, first_snapshot, snapshot_steps, t_scaling)
     except ValueError as e:
         return [str(e)]
-    return setup.size_problems(max(n_values + [n_train]), n_fresh=n_train)
+    return setup.size_problems(max(kernel_sizes(n_values, n_train)), n_fresh=n_train)
 
 
 @dataclasses.dataclass
@@ -126,15 +138,15 @@ def _dynamics(setup, task, n_values, n_train, schedule):
     """Outcomes of one data draw: over t (S, len(t_grid), T) and over n (S, len(n_values), T), and
     the train error of the networks trained on n samples."""
     net, seeds, t_grid, t_scaling = setup.net, setup.seeds, schedule.t_grid, schedule.t_scaling
-    ns_kernel = sorted(set(n_values) | {n_train})
+    ns_kernel = kernel_sizes(n_values, n_train)
     x_fresh, y_fresh = task.fresh(n_train)
     shape = (len(seeds), len(t_grid), len(task.y_test))
     out = {"K^t_fit": np.full(shape, np.nan), "K^F,t_fit": np.full(shape, np.nan), "network(t)": np.full(shape, np.nan),
            **{f"K^t, t={t}": np.full((len(seeds), len(n_values), len(task.y_test)), np.nan) for t in t_scaling}}
     for i, seed in enumerate(seeds):
         try:
-            run = train.train(net, task.x[:n_train], task.y[:n_train],
-                              dataclasses.replace(setup.recipe, seed=seed, snapshot_steps=tuple(t_grid)), val=task.val)
+            run = train.train(net, task.x[:n_train], task.y[:n_train], snapshot_recipe(setup.recipe, seed, schedule),
+                              val=task.val)
         except train.TrainingDiverged as e:   # this seed's rows stay NaN (missing) in every curve over t
             print(f"draw {task.data_seed} seed {seed}: {e}")
             continue
@@ -157,10 +169,10 @@ def _dynamics(setup, task, n_values, n_train, schedule):
 def run(setup, n_values, n_train, n_snapshots, first_snapshot, snapshot_steps, t_scaling):
     """Train the networks with snapshots, fit the eNTK of every snapshot; return the claims."""
     th = setup.thresholds
-    schedule = snapshot_times(setup.recipe, n_train, n_snapshots, first_snapshot, snapshot_steps, t_scaling)
+    schedule = snapshot_schedule(setup.recipe, n_train, n_snapshots, first_snapshot, snapshot_steps, t_scaling)
     print(f"training on n_train={n_train} for {schedule.total_steps} steps; snapshots at t = {schedule.t_grid} "
           f"(epochs {[round(e, 2) for e in schedule.epochs]})")
-    tasks = setup.tasks(max(n_values + [n_train]))
+    tasks = setup.tasks(max(kernel_sizes(n_values, n_train)))
     outcomes = experiments.over_draws(lambda task: _dynamics(setup, task, n_values, n_train, schedule), tasks)
     train_error = outcomes.pop("train_error")
     underfit = claims.underfit(train_error, th.underfit_train_error, setup.data_seeds, setup.seeds, n_values)
@@ -175,6 +187,23 @@ def run(setup, n_values, n_train, n_snapshots, first_snapshot, snapshot_steps, t
     verdicts, caveat = claims.with_caveats(plain, *setup.caveats(underfit))
     return Result(setup, list(n_values), n_train, schedule, outcomes, curves, train_error, underfit, verdicts, plain,
                   caveat)
+
+
+def work(tally, setup, n_values, n_train, n_snapshots, first_snapshot, snapshot_steps, t_scaling):
+    """Declare to ``tally`` (an ntk_utils.estimate.Work) the networks and kernels :func:`run`
+    computes, with the loops of its ``_dynamics``."""
+    net, schedule = setup.net, snapshot_schedule(setup.recipe, n_train, n_snapshots, first_snapshot, snapshot_steps,
+                                                 t_scaling)
+    ns_kernel = kernel_sizes(n_values, n_train)
+    fresh = ("fresh", max(ns_kernel))   # Task.fresh: the samples after the pool of setup.tasks(max(ns_kernel))
+    for d in setup.data_seeds:
+        draw = tally.draw(d)
+        for seed in setup.seeds:
+            followed = tally.train(net, draw, n_train, snapshot_recipe(setup.recipe, seed, schedule))
+            for t in schedule.t_grid:
+                tally.entk_outcomes(net, tally.params_at(followed, seed, t), draw, ns_kernel)
+                tally.entk_outcomes(net, tally.params_at(followed, seed, t), draw, [n_train], fresh)
+        tally.network_outcomes(net, draw, n_values, setup.seeds, setup.recipe)
 
 
 def panel_1c(ax, curves, epochs, n_train):
@@ -207,7 +236,6 @@ def panel_5b(ax, curves):
 def figure(result, output_dir):
     """Draw Figure 5 (two panels) into ``output_dir/fig5_kernel_dynamics.png`` and Figure 1C into
     ``output_dir/fig1c_kernel_dynamics.png``; returns both figures."""
-    os.makedirs(output_dir, exist_ok=True)
     title = result.setup.title(f"n_train={result.n_train}")
     fig5, (ax_a, ax_b) = plotting.figure(2)
     panel_1c(ax_a, result.curves, result.epochs, result.n_train)

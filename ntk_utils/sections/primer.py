@@ -35,7 +35,7 @@ import os
 
 import numpy as np
 
-from ntk_utils import data, experiments, kernels, models, params, plotting, regression, scaling, train
+from ntk_utils import checks, data, experiments, kernels, models, plotting, regression, scaling, train
 
 LAZY_GAP_BOUND = 0.1   # "the lazy network matches its linearization": lazy_gap below this at the widest width
 
@@ -43,11 +43,11 @@ LAZY_GAP_BOUND = 0.1   # "the lazy network matches its linearization": lazy_gap 
 def check(task, classes, image_size, n_train, n_test, widths, depth, lr, steps, seed, rich_width, rich_lr,
           n_snapshots, n_values, scaling_width, lr_candidates):
     """Problems with the primer's parameters (a list of sentences; empty when fine)."""
-    problems = (params.positive("widths", widths) + params.positive("n_train", n_train)
-                + params.positive("n_test", n_test) + params.positive("depth", depth)
-                + params.positive("steps", steps) + params.positive("seed", seed, low=0)
-                + params.positive("rich_width", rich_width) + params.positive("n_snapshots", n_snapshots, low=2)
-                + params.sizes("n_values", n_values) + params.positive("scaling_width", scaling_width))
+    problems = (checks.positive("widths", widths) + checks.positive("n_train", n_train)
+                + checks.positive("n_test", n_test) + checks.positive("depth", depth)
+                + checks.positive("steps", steps) + checks.positive("seed", seed, low=0)
+                + checks.positive("rich_width", rich_width) + checks.positive("n_snapshots", n_snapshots, low=2)
+                + checks.sizes("n_values", n_values) + checks.positive("scaling_width", scaling_width))
     for name, value in (("lr", lr), ("rich_lr", rich_lr)):
         if not isinstance(value, (int, float)) or value <= 0:
             problems.append(f"{name}: {value!r} must be > 0")
@@ -153,11 +153,11 @@ def _regime(label, arch, trained, times, task, config):
     """Kernel distance and alignment of Θ_t at ``times`` on the training set, and test errors of the
     network, of its linearization at θ_0 and of kernel regression with its after-kernel Θ_T."""
     x, y, x_test, y_test = task.x, task.y, task.x_test, task.y_test
-    thetas = [kernels.network_ntk(arch, trained.snapshots[t], x) for t in times]
-    k0_test = kernels.network_ntk(arch, trained.init_params, x_test, x)
+    thetas = [kernels.empirical_ntk_cached(arch, trained.snapshots[t], x) for t in times]
+    k0_test = kernels.empirical_ntk_cached(arch, trained.init_params, x_test, x)
     f0, f0_test = train.predict(arch, trained.init_params, x), train.predict(arch, trained.init_params, x_test)
     linear = linearized_predictions(thetas[0], k0_test, f0, f0_test, y, config.lr, config.num_steps(len(y)))
-    after = kernels.network_ntk(arch, trained.final_params, x_test, x)
+    after = kernels.empirical_ntk_cached(arch, trained.final_params, x_test, x)
     return {"label": label, "times": list(times),
             "distance": [_relative(k, thetas[0]) for k in thetas],
             "alignment": [alignment(k, y) for k in thetas],
@@ -203,8 +203,9 @@ def run(task, classes, image_size, n_train, n_test, widths, depth, lr, steps, se
     for width in widths:
         arch = models.mlp(depth, width)
         trained = train.train(arch, x, y, config, progress=False)
-        k0, kt = kernels.network_ntk(arch, trained.init_params, x), kernels.network_ntk(arch, trained.params, x)
-        k0_test = kernels.network_ntk(arch, trained.init_params, x_test, x)
+        k0 = kernels.empirical_ntk_cached(arch, trained.init_params, x)
+        kt = kernels.empirical_ntk_cached(arch, trained.params, x)
+        k0_test = kernels.empirical_ntk_cached(arch, trained.init_params, x_test, x)
         f0, f0_test = train.predict(arch, trained.init_params, x), train.predict(arch, trained.init_params, x_test)
         linear = linearized_predictions(k0, k0_test, f0, f0_test, y, lr, steps)
         f_net = trained.outputs(arch, x_test)
@@ -237,6 +238,40 @@ def run(task, classes, image_size, n_train, n_test, widths, depth, lr, steps, se
             bool(regimes["rich"]["alignment"][-1] > regimes["rich"]["alignment"][0])}
     return Result(data.describe(task, classes), n_train, list(widths), rows, slope,
                   regression.kernel_test_error(infinite, y, infinite_test, y_test), regimes, scaled, checks)
+
+
+def _regime_work(tally, arch, draw, network, seed, times, n_train):
+    """The kernels of :func:`_regime`: Θ_t at ``times`` on the training set, Θ_0 and the
+    after-kernel Θ_T against the test set."""
+    for t in times:
+        tally.kernel("entk", arch, draw, n_train, params=tally.params_at(network, seed, t), test=False)
+    tally.kernel("entk", arch, draw, n_train, params=("init", seed))
+    tally.kernel("entk", arch, draw, n_train, params=tally.params_at(network, seed, times[-1]))
+
+
+def work(tally, task, classes, image_size, n_train, n_test, widths, depth, lr, steps, seed, rich_width, rich_lr,
+         n_snapshots, n_values, scaling_width, lr_candidates):
+    """Declare to ``tally`` (an ntk_utils.estimate.Work) the networks and kernels :func:`run`
+    computes, part by part, on its one data draw."""
+    draw, times = tally.draw(0), snapshot_times(steps, n_snapshots)
+    tally.kernel("infinite", models.mlp(depth, 1), draw, n_train)
+    config = _gradient_descent(lr, steps, seed, times)
+    for width in widths:                                   # parts 1 and 2: Θ_0, Θ_T and Θ_0 against the test set
+        arch = models.mlp(depth, width)
+        trained = tally.train(arch, draw, n_train, config)
+        tally.kernel("entk", arch, draw, n_train, params=("init", seed))
+        tally.kernel("entk", arch, draw, n_train, params=tally.params_at(trained, seed, times[-1]), test=False)
+        if width == max(widths):                           # part 3: the lazy regime
+            _regime_work(tally, arch, draw, trained, seed, times, n_train)
+    rich_arch = models.arch_from_config("mlp", rich_width, depth, "standard")
+    rich = tally.train(rich_arch, draw, n_train, _gradient_descent(rich_lr, steps, seed, times))
+    _regime_work(tally, rich_arch, draw, rich, seed, times, n_train)
+    arch = models.mlp(depth, scaling_width)                # part 4, as _scaling: the pilots, then every n
+    for step in lr_candidates:
+        tally.train(arch, draw, max(n_values), train.TrainConfig(lr=step, seed=seed))
+    # the step _scaling chooses is known only after the pilots: counted as the first candidate
+    tally.network_outcomes(arch, draw, n_values, [seed], train.TrainConfig(lr=lr_candidates[0]))
+    tally.infinite_outcomes(arch, draw, n_values)
 
 
 # ----------------------------------------------------------------------------- figures

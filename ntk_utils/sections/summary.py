@@ -1,12 +1,13 @@
 """Figure 1 and every verdict of a grid run, from the results.json files its cells left.
 
-    state = run(grid_file, grid_dir)      # the finished cells of the grid as it is now (grid.collect)
+    state = run(grid_file, grid_dir)      # the current cells of the grid as it is now (cells.collect)
     figure1(state.records, path)          # panels A, B, C drawn by the sections' own panel functions
     write(state, output_dir)              # summary.md and summary.json
 
-Only cells whose results.json matches their current parameters and code ("done") are
-summarized; stale, failed, not-yet-run and orphaned cells are listed. Paths written into the
-summary are relative to the repository root (no machine paths).
+Only cells whose results.json matches their current parameters and code ("done", the one rule
+of ``cells.state``) are summarized; stale, failed, not-yet-run and orphaned cells are listed,
+each with why. Paths written into the summary are relative to the repository root (no machine
+paths).
 
 Figure 1, each panel from the finished cell of its notebook with the most runs (data draws x seeds):
 
@@ -17,7 +18,7 @@ Figure 1, each panel from the finished cell of its notebook with the most runs (
 import dataclasses
 import os
 
-from ntk_utils import grid, plotting, results
+from ntk_utils import cells, plotting, results
 from ntk_utils.paths import REPO_ROOT
 from ntk_utils.sections import after_kernel, data_scaling, kernel_dynamics
 
@@ -42,9 +43,9 @@ def shown(path):
 
 def best(records, notebook, key):
     """The finished cell of ``notebook`` with ``key`` in its results and the most runs (data draws x seeds)."""
-    cells = [r for cell, r in records.items() if cell.startswith(notebook) and key in r["results"]]
-    return max(cells, key=lambda r: len(r["parameters"].get("data_seeds", [0])) * len(r["parameters"].get("seeds", [0])),
-               default=None)
+    candidates = [r for cell, r in records.items() if cell.startswith(notebook) and key in r["results"]]
+    return max(candidates, default=None,
+               key=lambda r: len(r["parameters"].get("data_seeds", [0])) * len(r["parameters"].get("seeds", [0])))
 
 
 def runs_of(record):
@@ -103,6 +104,7 @@ class Summary:
     grid_dir: str
     records: dict             # cell id -> results.json record, the finished current cells
     not_summarized: dict      # "stale", "failed", "todo", "orphaned" -> [cell ids / folders]
+    why: dict                 # cell id -> why it is stale, failed or todo
     exponents: list           # exponent_rows
     claims: list              # claim_rows
     tally: dict
@@ -112,10 +114,14 @@ class Summary:
         """The cells summarized and those not (why), as printed text."""
         lines = [f"{len(self.records)} finished cells of {self.grid_file} in {self.grid_dir}:"]
         lines += [f"  {cell}" for cell in self.records]
-        for key, cells in self.not_summarized.items():
-            if cells:
-                lines += [f"{len(cells)} {key} (not summarized):"] + [f"  {cell}" for cell in cells]
+        for key, ids in self.not_summarized.items():
+            if ids:
+                lines += [f"{len(ids)} {key} (not summarized):"] + [f"  {self.named(cell)}" for cell in ids]
         return "\n".join(lines)
+
+    def named(self, cell):
+        """A cell not summarized, with why: "toy/lr=0.2 (other parameters: lr 0.1 -> 0.2)"."""
+        return f"{cell} ({self.why[cell]})" if cell in self.why else cell
 
     def exponent_table(self):
         """Every exponent comparison and every underfit caveat, as printed text."""
@@ -146,7 +152,7 @@ class Summary:
                         for cell, claim, verdict, why in self.claims)
         text += "\n" + ", ".join(f"{k}: {v}" for k, v in self.tally.items()) + "\n"
         text += "\n## Cells not summarized\n\n"
-        text += "".join(f"* {key} ({what}): {', '.join(self.not_summarized[key]) or 'none'}\n"
+        text += "".join(f"* {key} ({what}): {', '.join(map(self.named, self.not_summarized[key])) or 'none'}\n"
                         for key, what in NOT_SUMMARIZED.items())
         return text
 
@@ -154,18 +160,17 @@ class Summary:
         """summary.json."""
         return {"grid_file": self.grid_file, "grid_dir": self.grid_dir, "exponents": self.exponents,
                 "claims": self.claims, "tally": self.tally, "underfit": self.underfit, "cells": list(self.records),
-                **self.not_summarized}
+                **self.not_summarized, "why": self.why}
 
 
 def run(grid_file, grid_dir):
     """The :class:`Summary` of the cells of ``grid_file`` (as it is now) under ``grid_dir``
     (paths relative to the repository root, or absolute)."""
-    state = grid.collect(os.path.join(REPO_ROOT, grid_file),
-                         os.path.dirname(os.path.abspath(os.path.join(REPO_ROOT, grid_dir))))
+    state = cells.collect(os.path.join(REPO_ROOT, grid_dir), os.path.join(REPO_ROOT, grid_file))
     records = state["done"]
     claims = claim_rows(records)
     return Summary(shown(grid_file), shown(grid_dir), records, {key: state[key] for key in NOT_SUMMARIZED},
-                   exponent_rows(records), claims, tally(claims),
+                   state["why"], exponent_rows(records), claims, tally(claims),
                    {cell: r["results"]["underfit"] for cell, r in records.items() if r["results"].get("underfit")})
 
 

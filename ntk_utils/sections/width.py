@@ -28,7 +28,7 @@ import os
 
 import numpy as np
 
-from ntk_utils import claims, data, experiments, params, plotting
+from ntk_utils import checks, claims, data, experiments, plotting
 
 SWEEP = ("network", "eNTK (init)")   # the curves of panels (b) and (c), after the limit's line
 
@@ -48,13 +48,28 @@ def cnn5(setup, width):
     return setup.network(arch="cnn5", width=width)
 
 
+def side_task(svhn_task, svhn_fallback_task):
+    """Panel (c)'s task as known before the run: ``svhn_task`` when its files are in the data
+    cache, else ``svhn_fallback_task`` (the run itself may still download svhn_task: _side_tasks)."""
+    try:
+        data.available(svhn_task)
+        return svhn_task
+    except (data.DataError, OSError):
+        return svhn_fallback_task
+
+
+def infinite_sizes(n_values, n_fixed):
+    """The n of the one infinite-NTK kernel per draw that serves panel (a) and the line of (b)."""
+    return sorted(set(n_values) | {n_fixed})
+
+
 def check(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_fallback_task, cnn5_widths):
     """Problems with this section's parameters (a list of sentences; empty when fine)."""
-    problems = (params.sizes("n_values", n_values) + params.positive("widths_scaling", widths_scaling)
-                + params.sizes("widths_sweep", widths_sweep) + params.positive("n_fixed", n_fixed)
-                + params.sizes("cnn5_widths", cnn5_widths)
-                + params.one_of("svhn_task", svhn_task, data.TASKS)
-                + params.one_of("svhn_fallback_task", svhn_fallback_task, data.TASKS))
+    problems = (checks.sizes("n_values", n_values) + checks.positive("widths_scaling", widths_scaling)
+                + checks.sizes("widths_sweep", widths_sweep) + checks.positive("n_fixed", n_fixed)
+                + checks.sizes("cnn5_widths", cnn5_widths)
+                + checks.one_of("svhn_task", svhn_task, data.TASKS)
+                + checks.one_of("svhn_fallback_task", svhn_fallback_task, data.TASKS))
     if isinstance(widths_scaling, list) and len(set(widths_scaling)) != len(widths_scaling):
         problems.append(f"widths_scaling: {widths_scaling!r} must not repeat a width")
     if setup.arch != "myrtle":
@@ -66,13 +81,9 @@ def check(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svh
         problems.append(f"image_size: panel (c)'s {e}")
     if problems:
         return problems
-    try:
-        data.available(svhn_task)
-        side = svhn_task
-    except (data.DataError, OSError):   # panel (c) falls back (unless svhn_task can still be downloaded)
-        side = svhn_fallback_task
+    side = side_task(svhn_task, svhn_fallback_task)
     # panel (c) draws n_fixed of its task: within the main pool's check when it is the setup's task
-    return setup.size_problems(max(max(n_values), n_fixed)) + \
+    return setup.size_problems(max(infinite_sizes(n_values, n_fixed))) + \
         (setup.size_problems(n_fixed, task=side) if side != setup.task else [])
 
 
@@ -134,10 +145,10 @@ def _side_tasks(setup, n_fixed, svhn_task, svhn_fallback_task):
 def run(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_fallback_task, cnn5_widths):
     """Train the networks and fit the kernels of panels (a), (b) and (c); return the claims."""
     th, seeds, draws, ridge = setup.thresholds, setup.seeds, setup.data_seeds, setup.ridge
-    tasks = setup.tasks(max(max(n_values), n_fixed))
+    tasks = setup.tasks(max(infinite_sizes(n_values, n_fixed)))
 
     # (a) and (b): the infinite NTK does not depend on the width: one kernel per draw serves both
-    ns_inf = sorted(set(n_values) | {n_fixed})
+    ns_inf = infinite_sizes(n_values, n_fixed)
     infinite = experiments.over_draws(lambda d: experiments.infinite_outcomes(myrtle(setup, 1), d, ns_inf, ridge),
                                       tasks)
     train_errors = {}   # (draws, seeds, points) per group of networks, for the underfit caveats
@@ -198,6 +209,20 @@ def run(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_
                   cnn5_task, svhn_task, fallback_reason, saved, curves, underfit, verdicts, plain, caveat)
 
 
+def work(tally, setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_fallback_task, cnn5_widths):
+    """Declare to ``tally`` (an ntk_utils.estimate.Work) the networks and kernels :func:`run`
+    computes, with its measurements per data draw (panel (c) on :func:`side_task`)."""
+    seeds, recipe, side = setup.seeds, setup.recipe, side_task(svhn_task, svhn_fallback_task)
+    for d in setup.data_seeds:
+        draw, side_draw = tally.draw(d), tally.draw(d, side)
+        tally.infinite_outcomes(myrtle(setup, 1), draw, infinite_sizes(n_values, n_fixed))
+        for w in widths_scaling:
+            tally.network_outcomes(myrtle(setup, w), draw, n_values, seeds, recipe)
+        tally.width_sweep(lambda w: myrtle(setup, w), widths_sweep, draw, n_fixed, seeds, recipe)
+        tally.width_sweep(lambda w: cnn5(setup, w), cnn5_widths, side_draw, n_fixed, seeds, recipe)
+        tally.infinite_outcomes(cnn5(setup, 1), side_draw, [n_fixed])
+
+
 def panel_scaling(ax, curves, names):
     """Figure 2(a) from ``curves`` (Result.curves, or results.json's): test error vs n, log-log,
     mean ± std over runs, each with its least-squares power law; ``names``: the curves to draw
@@ -235,6 +260,5 @@ def figure(result, output_dir):
     panel_width(ax_c, result.curves, "(c)", result.cnn5_widths,
                 f"(c) cnn5, {result.cnn5_task}, n={result.n_fixed}"
                 + (f"\n(stand-in for {result.requested_task})" if result.fallback else ""))
-    os.makedirs(output_dir, exist_ok=True)
     return plotting.finish(fig, os.path.join(output_dir, "fig2_width.png"),
                            f"{s.image_size}px, {s.parameterization} parameterization, {s.runs}")
