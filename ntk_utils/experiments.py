@@ -54,6 +54,17 @@ class Task:
         return x, y
 
 
+@dataclasses.dataclass(kw_only=True)
+class Findings:
+    """What every section's Result holds beside its own fields (given by keyword)."""
+    outcomes: dict   # curve -> wrong (D, S, K, T) per test example, as saved to outcomes.npz
+    curves: dict     # curve -> summarize record
+    underfit: str    # caveat naming underfit / diverged networks, or ""
+    verdicts: list   # claims.Verdict, caveats appended
+    plain: list      # the same without caveats (the Result paragraph states them once)
+    caveat: str      # the caveats, said once
+
+
 def load(task, n_max, n_test, image_size=8, data_seed=0, val_size=500, classes=None):
     """A :class:`Task`: ``val_size`` validation images, an ``n_max`` pool and ``n_test`` test images
     of the task's class pair (``classes``, else its default)."""

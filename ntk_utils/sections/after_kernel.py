@@ -81,20 +81,15 @@ def check(setup, n_values, m_values, n_fit, m_fixed):
 
 
 @dataclasses.dataclass
-class Result:
+class Result(experiments.Findings):
+    """outcomes["K^F_m(n_fit)"] runs over [0] + m_values; curves holds Figure 1B as "K^F_m({n_fit})"."""
     setup: object
     n_values: list
     m_values: list
     n_fit: int
     m_fixed: list
     all_m: list           # every m a network was trained on
-    outcomes: dict        # curve -> wrong (D, S, K, T); "K^F_m(n_fit)" against [0] + m_values
-    curves: dict          # curve -> experiments.summarize record; Figure 1B as "K^F_m({n_fit})"
     train_error: object   # (D, S, len(all_m)) of the networks on their training sets
-    underfit: str         # caveat naming underfit / diverged networks, or ""
-    verdicts: list        # claims.Verdict, caveats appended
-    plain: list           # the same without caveats (the Result paragraph states them once)
-    caveat: str
 
     def record(self):
         """results.json's "results"."""
@@ -168,8 +163,9 @@ def run(setup, n_values, m_values, n_fit, m_fixed):
     plain += [claims.scales_better(n_values, o["network"], o[k], names=("network", k), margin=th.alpha_margin,
                                    n_boot=th.n_boot) for k in fixed_kernels(m_fixed)]
     verdicts, caveat = claims.with_caveats(plain, *setup.caveats(underfit))
-    return Result(setup, list(n_values), list(m_values), n_fit, list(m_fixed), all_m,
-                  {**outcomes, "K^F_m(n_fit)": fig1b}, curves, train_error, underfit, verdicts, plain, caveat)
+    return Result(setup, list(n_values), list(m_values), n_fit, list(m_fixed), all_m, train_error,
+                  outcomes={**outcomes, "K^F_m(n_fit)": fig1b}, curves=curves, underfit=underfit, verdicts=verdicts,
+                  plain=plain, caveat=caveat)
 
 
 def work(tally, setup, n_values, m_values, n_fit, m_fixed):

@@ -30,16 +30,10 @@ def check(setup, n_values):
 
 
 @dataclasses.dataclass
-class Result:
+class Result(experiments.Findings):
     setup: object
     n_values: list
-    outcomes: dict        # predictor -> wrong (D, S, K, T)
-    curves: dict          # predictor -> experiments.summarize record
     training_fit: dict    # {"train_loss", "train_error"}: (D, S, K) of the networks
-    underfit: str         # caveat naming underfit / diverged networks, or ""
-    verdicts: list        # claims.Verdict per kernel, caveats appended
-    plain: list           # the same without caveats (the Result paragraph states them once)
-    caveat: str
     f0_effect: object     # claims.Verdict: linearized network vs eNTK (init)
     f0_share: object      # the f0 effect's share of the network's advantage over the eNTK, or None
 
@@ -89,7 +83,8 @@ def run(setup, n_values):
     advantage, gain = plain[0].numbers.get("delta"), f0_effect.numbers.get("delta")
     share = gain / advantage if advantage and gain is not None and advantage > 0 else None
     curves = {name: experiments.summarize("n", n_values, o) for name, o in outcomes.items()}
-    return Result(setup, list(n_values), outcomes, curves, fit, underfit, verdicts, plain, caveat, f0_effect, share)
+    return Result(setup, list(n_values), fit, f0_effect, share, outcomes=outcomes, curves=curves, underfit=underfit,
+                  verdicts=verdicts, plain=plain, caveat=caveat)
 
 
 def work(tally, setup, n_values):

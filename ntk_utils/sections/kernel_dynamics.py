@@ -90,18 +90,13 @@ def check(setup, n_values, n_train, n_snapshots, first_snapshot, snapshot_steps,
 
 
 @dataclasses.dataclass
-class Result:
+class Result(experiments.Findings):
+    """outcomes over t: (D, S, len(t_grid), T); over n: (D, S, len(n_values), T)."""
     setup: object
     n_values: list
     n_train: int
     schedule: Schedule
-    outcomes: dict        # curve -> wrong: (D, S, len(t_grid), T) over t, (D, S, len(n_values), T) over n
-    curves: dict          # curve -> experiments.summarize record
     train_error: object   # (D, S, len(n_values)) of the networks trained on n samples
-    underfit: str         # caveat naming underfit / diverged networks, or ""
-    verdicts: list        # claims.Verdict, caveats appended
-    plain: list           # the same without caveats (the Result paragraph states them once)
-    caveat: str
 
     @property
     def t_grid(self):
@@ -185,8 +180,8 @@ def run(setup, n_values, n_train, n_snapshots, first_snapshot, snapshot_steps, t
                                    names=("network", f"K^t, t={t}"), margin=th.alpha_margin, n_boot=th.n_boot)
               for t in schedule.t_scaling]
     verdicts, caveat = claims.with_caveats(plain, *setup.caveats(underfit))
-    return Result(setup, list(n_values), n_train, schedule, outcomes, curves, train_error, underfit, verdicts, plain,
-                  caveat)
+    return Result(setup, list(n_values), n_train, schedule, train_error, outcomes=outcomes, curves=curves,
+                  underfit=underfit, verdicts=verdicts, plain=plain, caveat=caveat)
 
 
 def work(tally, setup, n_values, n_train, n_snapshots, first_snapshot, snapshot_steps, t_scaling):

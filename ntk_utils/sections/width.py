@@ -88,7 +88,7 @@ def check(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svh
 
 
 @dataclasses.dataclass
-class Result:
+class Result(experiments.Findings):
     setup: object
     n_values: list
     widths_scaling: list
@@ -98,12 +98,6 @@ class Result:
     cnn5_task: str        # the task panel (c) ran on
     requested_task: str   # svhn_task
     fallback_reason: object   # why panel (c) ran on svhn_fallback_task (no machine paths), or None
-    outcomes: dict        # curve name -> wrong (D, S, K, T), as saved to outcomes.npz
-    curves: dict          # curve name -> experiments.summarize record
-    underfit: str         # caveat naming underfit / diverged networks, or ""
-    verdicts: list        # claims.Verdict, caveats appended
-    plain: list           # the same without caveats (the Result paragraph states them once)
-    caveat: str
 
     @property
     def fallback(self):
@@ -206,7 +200,8 @@ def run(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_
     saved = {**outcomes, **{f"(b) {k}": v for k, v in sweep.items()}, **{f"(c) {k}": v for k, v in cnn5_sweep.items()},
              "(b) infinite NTK": sweep_limit, "(c) infinite NTK": cnn5_limit}   # every verdict's inputs
     return Result(setup, list(n_values), list(widths_scaling), list(widths_sweep), n_fixed, list(cnn5_widths),
-                  cnn5_task, svhn_task, fallback_reason, saved, curves, underfit, verdicts, plain, caveat)
+                  cnn5_task, svhn_task, fallback_reason, outcomes=saved, curves=curves, underfit=underfit,
+                  verdicts=verdicts, plain=plain, caveat=caveat)
 
 
 def work(tally, setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_fallback_task, cnn5_widths):
