@@ -36,7 +36,9 @@
 # **Choices we made where the paper's protocol is not known to us.** Unlike notebooks 1 and
 # 3-5, this notebook trains in the **NTK parameterization** (`parameterization = "ntk"`), the
 # one in which a network approaches its infinite-NTK model as width grows at a fixed learning
-# rate; its learning rate 8.0 is the best NTK-parameterization rate of notebook 1's validation
+# rate: its limit, "infinite NTK (NTK param.)", is the same at every width (a standard
+# network's limit keeps its widths' fan-in weights; the section refuses that parameterization);
+# its learning rate 8.0 is the best NTK-parameterization rate of notebook 1's validation
 # pilot. Otherwise notebook 1's recipe (SGD + momentum, MSE, batch 128, cosine decay, final
 # network), the same learning rate at every width. Our default run is the CPU-sized stand-in:
 # CIFAR-10 airplane vs automobile at 8x8 px, widths up to 128 (the paper goes to 1024 at

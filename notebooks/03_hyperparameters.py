@@ -29,16 +29,18 @@
 #   (lowest validation loss, ties to the later checkpoint): the claim should not depend on it.
 #
 # The eNTK at initialization and the infinite NTK do not depend on the optimizer: they are
-# computed once and drawn on every panel.
+# computed once and drawn on every panel. The infinite NTK is the limit of the network that is
+# trained, "infinite NTK (SP)": the standard-parameterization kernel with its fan-in weights
+# and bias terms (notebook 01 shows both limits).
 #
 # **What to look for.** The paper (on CIFAR-5m-bin) finds the network's exponent above both
 # kernels' under every variant. Our default run is the CPU-sized stand-in of notebook 01
 # (CIFAR-10 airplane vs automobile at 8x8 px); the paper-scale grid runs `cifar5m-bin`.
 #
 # **Choices we made where the paper's protocol is not known to us.** Everything not changed
-# by a variant is notebook 01's recipe (standard parameterization, lr 0.1, momentum 0.9, batch
-# 128, cosine decay over `max(min_steps, epochs·n/batch)` steps). Full-batch GD takes
-# `max(min_steps, epochs)` steps. Without momentum the effective step is 10x smaller at the same
+# by a variant is notebook 01's recipe (standard parameterization, lr 0.05, momentum 0.9, batch
+# 128 with at least two minibatches per pass, cosine decay over `max(min_steps, epochs·n/batch)`
+# steps). Full-batch GD takes `max(min_steps, epochs)` steps. Without momentum the effective step is 10x smaller at the same
 # learning rate, so the no-momentum variant has its own `no_momentum_lr`. The variant rates
 # come from a validation pilot (`benchmarks/pilot_variants.py`, validation half B of notebook 1's
 # pilot, seed 0, never the test set; `outputs/reference/pilot/variants.log`):

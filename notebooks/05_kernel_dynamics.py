@@ -25,15 +25,20 @@
 # * **(a)** fit it (ridgeless kernel regression from zero) on that same training set,
 #   $K^t_\text{fit}$, and on `n_train` **fresh** samples the network never saw, $K^{F,t}_\text{fit}$
 #   (so the kernel's advantage from having seen its own training set is visible); plot both
-#   vs $t$ with the network's own test error at time $t$ (Fig. 1C);
+#   vs $t$ with the network's own test error at time $t$ (Fig. 1C); and the same $K^t_\text{fit}$
+#   of a network trained at the recipe's learning rate held **constant**: the recipe's cosine
+#   decay slows training at the end by itself, so a plateau of $K^t_\text{fit}$ that the
+#   constant-rate curve does not share comes from the schedule, not from the kernel;
 # * **(b)** fit it on the first $n$ samples for each $n$: data-scaling curves of $K^t$ for a few
 #   $t$, against the network trained on $n$ samples (notebook 1's networks): Fig. 5.
 #
 # **Claims** (`ntk_utils.claims`, paired bootstrap over data draws, seeds and test examples):
 # (a) `keeps_improving` from $t = 0$: the improvement over the second half of the $\log t$ grid
-# must be at least `improve_fraction` of the total improvement since initialization (a kernel
-# that settles after a few epochs gives ~0); (b) `scales_better`: the network's exponent above
-# $K^t$'s.
+# must exceed `improve_fraction` of the total improvement since initialization, across its
+# interval (a kernel that settles after a few epochs gives ~0), and the last step between
+# snapshots must still improve (its interval above 0); (b) `scales_better`: the network's
+# exponent above $K^t$'s. With two data draws or more the intervals are t intervals over the
+# draws (`ntk_utils.bootstrap.interval`).
 #
 # **Choices we made** (all parameters below): the snapshot grid is `n_snapshots` steps
 # log-spaced from `first_snapshot` to the last step, plus $t=0$.

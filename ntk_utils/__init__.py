@@ -15,7 +15,9 @@ Modules (each reads top to bottom), from the data up to the command line:
     cache            the content-addressed disk cache of networks and kernels
     regression       kernel (ridge) regression and the 0-1 test error
     scaling          power-law fits of test error vs n
-    claims           the claim rules, their thresholds, the paired bootstrap, Verdict
+    bootstrap        error curves from per-example outcomes, their paired bootstrap and intervals
+    caveats          the caveats a verdict carries: underfit networks, too few runs
+    claims           the claim rules, their thresholds, Verdict
     experiments      per-example outcomes of networks and kernels, the measurements sections share
     setup            the parameters every section shares (Setup), defaults defined once
     parameters_cell  a notebook's declared parameters: names, defaults, types

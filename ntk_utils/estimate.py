@@ -200,12 +200,13 @@ class Work:
         self.networks[key] = (arch, self.image_size, n, recipe, self.val_size, self.n_test)
         return key
 
-    def kernel(self, kind, arch, draw, n, params=None, samples="pool", test=True):
+    def kernel(self, kind, arch, draw, n, params=None, samples="pool", test=True, parameterization=None):
         """K(X, X) on the first n images of ``samples`` ("pool", or ("fresh", pool size)) of
         ``draw`` and, with ``test``, K(X_test, X): the eNTK ("entk") of ``arch`` at ``params``
-        (("init", seed) or a network's key), or its infinite NTK ("infinite")."""
+        (("init", seed) or a network's key), or its infinite NTK ("infinite") in
+        ``parameterization`` (None: its own)."""
         calls = self.entk if kind == "entk" else self.infinite
-        key = (kind, arch.kernel_describe() if kind == "infinite" else arch, params, draw, samples, n)
+        key = (kind, arch.kernel_describe(parameterization) if kind == "infinite" else arch, params, draw, samples, n)
         calls[key] = (arch, self.image_size, n, None)
         if test:
             calls[key + ("test", self.n_test)] = (arch, self.image_size, self.n_test, n)
@@ -231,8 +232,8 @@ class Work:
         for seed in seeds:
             self.entk_outcomes(arch, ("init", seed), draw, ns)
 
-    def infinite_outcomes(self, arch, draw, ns):
-        self.kernel("infinite", arch, draw, max(ns))
+    def infinite_outcomes(self, arch, draw, ns, parameterization=None):
+        self.kernel("infinite", arch, draw, max(ns), parameterization=parameterization)
 
     def width_sweep(self, make_arch, widths, draw, n, seeds, config):
         for width in widths:

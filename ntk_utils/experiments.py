@@ -164,11 +164,23 @@ def entk_init_outcomes(arch, task, ns, seeds, ridge=0.0, center=False):
     return {name: np.array(o) for name, o in out.items()}
 
 
-def infinite_outcomes(arch, task, ns, ridge=0.0):
-    """Outcomes (1, K, T) of the infinite NTK of ``arch`` (cached: computed once per data set)."""
+# The curve of a network's infinite-width limit, named by the parameterization it is the limit
+# in (ntk_utils.models' docstring): a legend, a Result and results.json say which it is.
+LIMIT_NAMES = {"standard": "infinite NTK (SP)", "ntk": "infinite NTK (NTK param.)"}
+
+
+def limit_name(arch, parameterization=None):
+    """The curve name of ``arch``'s infinite-width limit in ``parameterization`` (None: its own;
+    ``arch`` may be None when ``parameterization`` is given)."""
+    return LIMIT_NAMES[parameterization or arch.parameterization]
+
+
+def infinite_outcomes(arch, task, ns, ridge=0.0, parameterization=None):
+    """Outcomes (1, K, T) of ``arch``'s infinite-width NTK in ``parameterization`` (None: the
+    network's own; cached: computed once per data set)."""
     n_max = max(ns)
-    k = kernels.infinite_ntk_cached(arch, task.x[:n_max])
-    k_test = kernels.infinite_ntk_cached(arch, task.x_test, task.x[:n_max])
+    k = kernels.infinite_ntk_cached(arch, task.x[:n_max], parameterization=parameterization)
+    k_test = kernels.infinite_ntk_cached(arch, task.x_test, task.x[:n_max], parameterization=parameterization)
     return kernel_outcomes(k, k_test, task.y, task.y_test, ns, ridge)[None]
 
 

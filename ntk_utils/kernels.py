@@ -236,12 +236,15 @@ def empirical_ntk_cached(arch, params, x1, x2=None, *, use_cache=True, resume_en
                    x1, x2, use_cache, resume_entries)
 
 
-def infinite_ntk_cached(arch, x1, x2=None, *, get="ntk", use_cache=True, resume_entries=RESUME_ENTRIES, **kwargs):
-    """:func:`infinite_ntk` of ``arch.ntk_limit()`` ("the infinite NTK" of the network, whatever
-    its parameterization), cached on disk (keyed by the limit's architecture, inputs and ``get``);
-    from ``resume_entries`` entries on written tile by tile and resumed after a crash."""
-    return _cached("infinite-" + get, (arch.kernel_describe(), x1, x2),
-                   lambda folder: infinite_ntk(arch.ntk_limit(), x1, x2, get=get, resume_dir=folder, **kwargs),
+def infinite_ntk_cached(arch, x1, x2=None, *, parameterization=None, get="ntk", use_cache=True,
+                        resume_entries=RESUME_ENTRIES, **kwargs):
+    """:func:`infinite_ntk` of ``arch.limit(parameterization)``: the infinite-width limit of the
+    network in ``parameterization``, by default its own (``ntk_utils.models``' docstring), cached
+    on disk (keyed by the limit's architecture, inputs and ``get``); from ``resume_entries``
+    entries on written tile by tile and resumed after a crash."""
+    return _cached("infinite-" + get, (arch.kernel_describe(parameterization), x1, x2),
+                   lambda folder: infinite_ntk(arch.limit(parameterization), x1, x2, get=get, resume_dir=folder,
+                                               **kwargs),
                    x1, x2, use_cache, resume_entries)
 
 

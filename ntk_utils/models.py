@@ -15,10 +15,18 @@ flax's default initialization (LeCun normal weights, zero biases that are traine
 ``z = (W_std / sqrt(f)) * (W x) + b_std * b``; its empirical NTK converges to the infinite
 NTK as width -> inf at a fixed learning rate. Biases exist only when ``b_std`` is not None.
 
-The infinite NTK of an architecture (:meth:`Arch.ntk_limit`) is the width -> inf limit in the
-NTK parameterization, the kernel neural-tangents computes by default. For a network without
-biases (or with zero-initialized ones) ridgeless kernel regression with it does not depend on
-W_std (the kernel only scales), so the same limit serves both parameterizations.
+The infinite-width limit of a network is that of *its* parameterization (:meth:`Arch.limit`),
+and the two differ. In the NTK parameterization every layer's contribution to Θ carries the
+same weight and the limit does not depend on the hidden widths. In the standard one the
+gradient of a weight is not scaled by 1/√fan-in, so a layer's term in Θ is weighted by its
+fan-in (the first conv's 27 = 3·3² against 9·width for the next ones, the readout's width) and
+each bias adds 1: neural-tangents' ``parameterization="standard"`` kernel, which depends on the
+widths of the ``Arch`` (:meth:`Arch.kernel_describe` keeps them). It is the expected eNTK of
+the standard-parameterized network at initialization, up to the corrections of a finite width
+(tests/test_models_kernels.py checks both against neural-tangents and against the flax
+network's mean eNTK as the width grows). Ridgeless kernel regression does not depend on the
+kernel's scale, so the overall growth of the standard Θ with width does not matter; the
+relative weights of the layers do.
 
 Layers: ``Conv(width, size=3)`` (stride 1, SAME padding), ``Relu()``, ``AvgPool(window=2)``
 (stride = window, VALID), ``GlobalAvgPool()``, ``Flatten()``, ``Dense(width)``: the layer
@@ -63,16 +71,23 @@ class Arch:
         if not self.layers or not isinstance(self.layers[-1], Dense):
             raise ValueError("an Arch must end with a Dense readout layer")
 
-    def ntk_limit(self):
-        """The Arch whose infinite-width NTK is "the infinite NTK" of this network: the same layers
-        in the NTK parameterization (zero-initialized biases contribute nothing there)."""
-        b_std = None if not self.b_std else self.b_std
-        return dataclasses.replace(self, parameterization="ntk", b_std=b_std)
+    def limit(self, parameterization=None):
+        """The Arch whose infinite-width kernel is this network's limit in ``parameterization``
+        (None: the network's own). "ntk": the same layers in the NTK parameterization (biases
+        only where they start non-zero: zero-initialized ones contribute nothing there);
+        "standard": the same layers in the standard one, with its fan-in weights and bias terms."""
+        parameterization = parameterization or self.parameterization
+        if parameterization == "ntk":
+            return dataclasses.replace(self, parameterization="ntk", b_std=self.b_std or None)
+        return dataclasses.replace(self, parameterization=parameterization)
 
-    def kernel_describe(self):
-        """:meth:`describe` of :meth:`ntk_limit` without hidden widths (the limit does not depend
-        on them): the cache key of the infinite NTK."""
-        limit = self.ntk_limit()
+    def kernel_describe(self, parameterization=None):
+        """:meth:`describe` of :meth:`limit`, the cache key of the infinite-width kernel: without
+        hidden widths in the NTK parameterization (that limit does not depend on them), with them
+        in the standard one (they weigh the layers)."""
+        limit = self.limit(parameterization)
+        if limit.parameterization != "ntk":
+            return dataclasses.replace(limit, name=self.name).describe()
         hidden = tuple(dataclasses.replace(layer, width=0) if hasattr(layer, "width") else layer
                        for layer in limit.layers[:-1])
         return dataclasses.replace(limit, layers=hidden + limit.layers[-1:], name=self.name).describe()

@@ -9,7 +9,8 @@ from ntk_utils import scaling
 
 # One color and marker per kind of predictor, the same in every figure (the linearized network
 # often lies on the eNTK's points: a hollow marker keeps both visible).
-COLORS = {"network": "C0", "eNTK (init)": "C1", "infinite NTK": "C2", "linearized network": "C5"}
+COLORS = {"network": "C0", "eNTK (init)": "C1", "infinite NTK (SP)": "C2", "infinite NTK (NTK param.)": "C3",
+          "linearized network": "C5"}
 MARKERS = {"linearized network": "^"}
 
 

@@ -1,7 +1,7 @@
 """The parameters every section shares, with their defaults, defined once.
 
     setup = Setup.from_parameters({"width": 32, "lr": 0.2, "classes": [[3], [5]]})
-    setup.net                  # models.Arch: the network (its infinite NTK: setup.net.ntk_limit())
+    setup.net                  # models.Arch: the network (its infinite-width limit: setup.net.limit())
     setup.recipe               # train.TrainConfig: how every network is trained
     setup.thresholds           # claims.Thresholds: the claim rules' thresholds
     setup.tasks(n_pool)        # [experiments.Task], one per data draw
@@ -12,9 +12,9 @@ of the grid files; :func:`Setup.parameters` gives them flat, as results.json rec
     data       task, classes, image_size, n_test, val_size, data_seeds
     networks   seeds, arch, depth, width, parameterization
     kernels    ridge (0: ridgeless kernel regression)
-    recipe     lr, momentum, batch_size, full_batch, epochs, min_steps, schedule, loss,
+    recipe     lr, momentum, batch_size, min_batches, full_batch, epochs, min_steps, schedule, loss,
                early_stopping, center                         (defaults: train.TrainConfig)
-    claims     n_boot, alpha_margin, alike_tolerance, track_tolerance, improve_fraction,
+    claims     n_boot, alpha_margin, fit_min_n, alike_tolerance, track_tolerance, improve_fraction,
                underfit_train_error                           (defaults: claims.Thresholds)
 
 Each owner checks its own values: ``data.check`` the task, classes and image size,

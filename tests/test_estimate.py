@@ -30,20 +30,23 @@ def test_counts_by_hand(tiny_grid):
     rows = {r["cell"]: r for r in estimate.estimate(tiny_grid)}
     assert list(rows) == ["01_data_scaling/default", "05_kernel_dynamics/default", "total"]   # no summary row
     # 01: 2 seeds x n in {16, 32}, each max(400, ceil(40 n / 128)) = 400 steps; one eNTK per seed and
-    # one infinite NTK, each on N = 32 (32·33/2 = 528 entries) and test x train (10·32 = 320).
+    # two infinite NTKs (the standard network's own limit and the NTK-parameterization one), each
+    # on N = 32 (32·33/2 = 528 entries) and test x train (10·32 = 320).
     one = rows["01_data_scaling/default"]
     assert (one["networks"], one["train_steps"]) == (4, 2 * (400 + 400))
     assert one["entk_entries"] == 2 * (528 + 320)
-    assert one["infinite_entries"] == 528 + 320
-    # 05: per seed one network on n_train = 32 (400 steps, snapshots at t = 0, 4, 400) and one per
-    # n of n_values; per snapshot the eNTK on the pool (N = 32) and on 32 fresh samples.
+    assert one["infinite_entries"] == 2 * (528 + 320)
+    # 05: per seed two networks on n_train = 32 (400 steps, snapshots at t = 0, 4, 400: the recipe's
+    # and one at a constant learning rate) and one per n of n_values; per snapshot the eNTK on the
+    # pool (N = 32) and on 32 fresh samples, and the constant-rate network's on the pool (at t = 0
+    # the same initialization: one kernel).
     five = rows["05_kernel_dynamics/default"]
-    assert (five["networks"], five["train_steps"]) == (2 + 4, 2 * 400 + 2 * (400 + 400))
-    assert five["entk_entries"] == 2 * 3 * 2 * (528 + 320)
+    assert (five["networks"], five["train_steps"]) == (4 + 4, 4 * 400 + 2 * (400 + 400))
+    assert five["entk_entries"] == 2 * 3 * 2 * (528 + 320) + 2 * 2 * (528 + 320)
     assert five["infinite_entries"] == 0
     # Together: 05's networks on n_values are 01's, and its K^t at t = 0 on the pool is 01's eNTK at init.
     total = rows["total"]
-    assert (total["networks"], total["train_steps"]) == (4 + 2, 4 * 400 + 2 * 400)
+    assert (total["networks"], total["train_steps"]) == (4 + 4, 4 * 400 + 4 * 400)
     assert total["entk_entries"] == five["entk_entries"]
     assert total["infinite_entries"] == one["infinite_entries"]
     for r in rows.values():
@@ -63,8 +66,8 @@ def test_main_prints_every_cell_and_the_total(tiny_grid, capsys):
     estimate.main(tiny_grid)
     out = capsys.readouterr().out
     assert "| 01_data_scaling/default | 4 | 1,600 |" in out
-    assert "| 05_kernel_dynamics/default | 6 | 2,400 |" in out
-    assert "| **total** | 6 | 2,400 |" in out
+    assert "| 05_kernel_dynamics/default | 8 | 3,200 |" in out
+    assert "| **total** | 8 | 3,200 |" in out
     assert "| 05_kernel_dynamics |" in out and "| **grid** |" in out
 
 

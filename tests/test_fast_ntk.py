@@ -65,6 +65,8 @@ CASES = [
     ("cnn5", models.cnn5(4), (8, 8, 3)),
     ("myrtle5-standard", models.myrtle(5, 8, parameterization="standard"), (4, 4, 3)),
     ("myrtle5-standard-bias", models.myrtle(5, 3, parameterization="standard", b_std=0.5), (4, 4, 2)),
+    # the notebooks' network: flax's initialization, zero-initialized biases (each adds 1 to Θ)
+    ("myrtle5-standard-notebooks", models.arch_from_config("myrtle", 6, 5, "standard"), (4, 4, 3)),
     ("mlp-images", models.mlp(2, 16), (4, 4, 3)),
     ("mlp-vectors-standard-bias", models.mlp(2, 16, parameterization="standard", b_std=0.4), (7,)),
     ("dense-on-pixels-bias", _arch(Dense(5), Relu(), Conv(4), Relu(), GlobalAvgPool(), Dense(1), b_std=0.1),

@@ -35,7 +35,7 @@ SCRIPT = textwrap.dedent("""
     arch = models.myrtle(5, 4)
     if kind == "infinite":
         compute = lambda **kw: kernels.infinite_ntk_cached(arch, x, batch_size={b}, **kw)
-        one_go = lambda: kernels.infinite_ntk(arch.ntk_limit(), x, batch_size={b})
+        one_go = lambda: kernels.infinite_ntk(arch.limit("ntk"), x, batch_size={b})
     else:                                 # the plain-jax eNTK on tiles
         kernels.JACOBIAN_BYTES = 0
         params = models.flax_model(arch).init(jax.random.PRNGKey(0), x)

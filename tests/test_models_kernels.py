@@ -48,6 +48,41 @@ def test_kernel_describe_ignores_widths_only():
     assert models.myrtle(5, 16).kernel_describe() != models.myrtle(7, 16).kernel_describe()
 
 
+def test_limit_is_the_networks_own_parameterization():
+    """A standard network's limit is the standard one, whose fan-in weights keep its widths in
+    the cache key; its NTK-parameterization limit is width-free and the one of the NTK network."""
+    sp16, sp1024 = (models.arch_from_config("myrtle", w, 5, "standard") for w in (16, 1024))
+    assert sp16.limit() == sp16 and sp16.limit("standard") == sp16
+    assert sp16.limit("ntk").parameterization == "ntk" and sp16.limit("ntk").b_std is None   # zero biases: none
+    assert sp16.kernel_describe() != sp1024.kernel_describe()
+    assert sp16.kernel_describe("ntk") == sp1024.kernel_describe("ntk") != sp16.kernel_describe()
+    ntk = models.arch_from_config("myrtle", 16, 5, "ntk")
+    assert ntk.limit() == ntk and ntk.kernel_describe() == ntk.kernel_describe("ntk")
+
+
+@pytest.mark.slow
+def test_standard_entk_approaches_its_own_limit_with_width():
+    """The standard-parameterized flax network (the notebooks' initialization) and its limit
+    (fast_ntk at the same widths, fan-in weights and bias terms): the eNTK averaged over
+    initializations approaches it as width grows, and not the NTK-parameterization limit,
+    which weighs the layers otherwise (compared up to scale: ridgeless regression ignores it)."""
+    x = _images(6, 8)
+    relative = lambda k, ref: np.linalg.norm(k - ref) / np.linalg.norm(ref)
+    scaled = lambda k: k / np.linalg.norm(k)
+    errors = {}
+    for width, inits in ((4, 6), (128, 4)):
+        arch = models.arch_from_config("myrtle", width, 5, "standard")
+        apply = models.flax_model(arch).apply
+        mean = np.mean([kernels.empirical_ntk(apply, models.flax_model(arch).init(jax.random.PRNGKey(s), x), x)
+                        for s in range(inits)], 0)
+        own, textbook = (kernels.infinite_ntk(arch.limit(p), x) for p in ("standard", "ntk"))
+        errors[width] = (relative(mean, own), relative(scaled(mean), scaled(own)),
+                         relative(scaled(mean), scaled(textbook)))
+    (narrow, _, _), (wide, wide_shape, wide_vs_ntk) = errors[4], errors[128]
+    assert wide < 0.15 and wide < narrow / 2, errors
+    assert wide_shape < wide_vs_ntk, errors
+
+
 @pytest.mark.parametrize("arch", [models.myrtle(5, 6), models.mlp(1, 12, b_std=0.5)], ids=["myrtle5", "mlp-bias"])
 def test_empirical_ntk_matches_jacobian_contraction(arch):
     x1, x2 = _images(5, 4, seed=1), _images(3, 4, seed=2)

@@ -28,19 +28,19 @@ def test_variants_change_one_thing_of_the_recipe(setup):
 
 
 def test_run_shapes_and_statuses(result):
-    names = ["eNTK (init)", "infinite NTK", "lr_high: network", "gd: network"]
+    names = ["eNTK (init)", "infinite NTK (SP)", "lr_high: network", "gd: network"]
     assert list(result.outcomes) == names and list(result.curves) == names
     for name, o in result.outcomes.items():      # draws, seeds (the infinite NTK has none), n, test examples
-        assert o.shape == (1, 1 if name == "infinite NTK" else 2, 2, 64)
+        assert o.shape == (1, 1 if name == "infinite NTK (SP)" else 2, 2, 64)
     for c in result.curves.values():
         assert c["x_name"] == "n" and c["x"] == [16, 32] and len(c["mean"]) == 2
     assert result.recipes["lr_high"].lr == 0.2 and result.recipes["gd"].full_batch
     assert [v.claim for v in result.verdicts] == [v.claim for v in result.plain]
     assert len(result.verdicts) == 4 and all(v.status in STATUSES for v in result.verdicts)
-    kernels = ("eNTK (init)", "infinite NTK")
+    kernels = ("eNTK (init)", "infinite NTK (SP)")
     assert [v.claim for v in result.verdicts] == [f"{name}: network scales better than {k}"
                                                   for name in ("lr_high", "gd") for k in kernels]
-    assert all("1 data draw(s) and 2 seed(s)" in v.text for v in result.verdicts)     # the few-runs caveat
+    assert all("1 data draw(s)" in v.text and "only 2 seed(s)" in v.text for v in result.verdicts)   # few runs
     assert all(result.underfit[v.claim.split(":")[0]] in v.text for v in result.verdicts)   # its own variant's
 
 

@@ -96,13 +96,14 @@ def test_params_build_names_the_section_parameters():
 def test_training_call_is_the_notebooks(trained, setup):
     result, calls = trained
     with_snapshots = [(n, c) for n, c in calls if c.snapshot_steps]
-    assert with_snapshots == [(32, dataclasses.replace(setup.recipe, seed=s, snapshot_steps=tuple(T_GRID)))
-                              for s in setup.seeds]
+    followed = lambda s, **change: (32, dataclasses.replace(setup.recipe, seed=s, snapshot_steps=tuple(T_GRID), **change))
+    assert with_snapshots == [run for s in setup.seeds for run in (followed(s), followed(s, schedule="constant"))]
     assert sorted((n, c.seed) for n, c in calls if not c.snapshot_steps) == [(16, 0), (16, 1), (32, 0), (32, 1)]
 
 
 def test_run_shapes_and_statuses(result):
-    over_t, over_n = ["K^t_fit", "K^F,t_fit", "network(t)"], ["K^t, t=0", "K^t, t=10", "network"]
+    over_t = ["K^t_fit", "K^F,t_fit", "network(t)", "K^t_fit, constant lr"]
+    over_n = ["K^t, t=0", "K^t, t=10", "network"]
     assert list(result.outcomes) == over_t + over_n and list(result.curves) == over_t + over_n
     for name in over_t:
         assert result.outcomes[name].shape == (1, 2, 4, 64)               # draws, seeds, t, test examples
@@ -115,6 +116,7 @@ def test_run_shapes_and_statuses(result):
     assert result.train_error.shape == (1, 2, 2)
     assert [v.claim for v in result.verdicts] == [
         "K^t_fit keeps improving along t", "K^F,t_fit keeps improving along t",
+        "K^t_fit, constant lr keeps improving along t",
         "network scales better than K^t, t=0", "network scales better than K^t, t=10"]
     assert [v.claim for v in result.plain] == [v.claim for v in result.verdicts]
     assert all(v.status in STATUSES for v in result.verdicts)
@@ -126,11 +128,12 @@ def test_record_is_json_and_markdown_names_the_numbers(result, tmp_path):
     assert set(record) == {"t_grid", "epochs", "n_values", "curves", "train_error", "underfit", "verdicts"}
     results.write_json(tmp_path / "r.json", record)
     back = json.loads((tmp_path / "r.json").read_text())
-    assert back["t_grid"] == T_GRID and list(back["curves"]) == list(result.curves) and len(back["verdicts"]) == 4
+    assert back["t_grid"] == T_GRID and list(back["curves"]) == list(result.curves) and len(back["verdicts"]) == 5
     text = result.markdown()
     assert "synthetic-bin" in text and "32 training samples" in text and "**K^t_fit keeps improving along t:" in text
     assert f"{result.curves['K^t_fit']['mean'][0]:.3f}" in text
-    assert result.timeline().splitlines()[0].split() == ["t", "epoch", "K^t_fit", "K^F,t_fit", "network(t)"]
+    assert result.timeline().splitlines()[0].split() == ["t", "epoch", "K^t_fit", "K^F,t_fit", "network(t)",
+                                                         "K^t_fit(constant", "lr)"]
     assert len(result.timeline().splitlines()) == 1 + len(T_GRID)
 
 
@@ -145,7 +148,7 @@ def test_figure_and_panels_from_results_json(result, tmp_path):
     fig, (ax_a, ax_b) = plotting.figure(2)
     kernel_dynamics.panel_1c(ax_a, back["curves"], back["epochs"], 32)
     kernel_dynamics.panel_5b(ax_b, back["curves"])
-    assert len(ax_a.containers) == 3 and ax_a.get_xscale() == "log"
+    assert len(ax_a.containers) == 4 and ax_a.get_xscale() == "log"
     np.testing.assert_allclose(ax_a.containers[0].lines[0].get_xdata(), [8.0, 16.0, 40.0])
     assert np.isnan(ax_a.containers[2].lines[0].get_ydata()[1])
     labels = ax_b.get_legend_handles_labels()[1]

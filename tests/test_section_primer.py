@@ -84,7 +84,7 @@ def test_data_scaling_part_chooses_its_step_on_validation(result):
     scaled = result.scaling
     assert scaled["lr"] in OPTIONS["lr_candidates"]
     assert scaled["pilot"][str(scaled["lr"])] == min(scaled["pilot"].values())
-    assert set(scaled["curves"]) == {"network", "infinite NTK"}
+    assert set(scaled["curves"]) == {"network", "infinite NTK (NTK param.)"}   # its NTK-parameterized net's limit
     assert all(len(c["mean"]) == len(OPTIONS["n_values"]) for c in scaled["curves"].values())
 
 

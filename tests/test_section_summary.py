@@ -28,7 +28,7 @@ def _curves():
     """In-memory curves (numpy arrays, NaN included) as notebooks 01, 04 and 05 hold them."""
     rng = np.random.default_rng(0)
     c01 = {name: experiments.summarize("n", N_VALUES, _outcomes(rng, 3, p, diverged=name == "network"))
-           for name, p in (("network", 0.2), ("eNTK (init)", 0.3), ("linearized network", 0.3), ("infinite NTK", 0.35))}
+           for name, p in (("network", 0.2), ("eNTK (init)", 0.3), ("linearized network", 0.3), ("infinite NTK (SP)", 0.35))}
     c04 = experiments.summarize("m", [0] + M_VALUES, _outcomes(rng, 3, 0.3))
     c04["mean"][1] = c04["std"][1] = np.nan                               # a point with no run left
     c05 = {name: experiments.summarize("t", T_GRID, _outcomes(rng, 4, p)) for name, p in
@@ -147,6 +147,23 @@ def test_rows_accept_old_and_new_verdicts(tmp_path):
                                                0.5, 0.25, 0.25, 0.1, 0.4, 0.12, 0.2, "held")]
 
 
+def test_a_claim_two_notebooks_make_on_the_same_outcomes_is_counted_once():
+    """05's K^t at the end of training is 04's K_m when they share their runs: the same numbers."""
+    numbers = {"alpha_better": 0.3, "delta": 0.1, "delta_low": 0.05, "delta_high": 0.15}
+    verdict = lambda claim, caveat: {"claim": claim, "status": "held", "text": "t",
+                                     "numbers": {**numbers, "caveats": [caveat]}}
+    records = {"04_after_kernel/default": {"results": {"verdicts": {
+                   "a": verdict("network scales better than K_512(n)", "one draw.")}}},
+               "05_kernel_dynamics/default": {"results": {"verdicts": {
+                   "b": verdict("network scales better than K^t, t=400", "two seeds."),
+                   "c": {**verdict("K^t_fit keeps improving along t", ""), "numbers": {"late": 0.02}}}}}}
+    repeated = summary.repeated_claims(records)
+    assert repeated == {("05_kernel_dynamics/default", "network scales better than K^t, t=400"):
+                        ("04_after_kernel/default", "network scales better than K_512(n)")}
+    claims = summary.claim_rows(records)
+    assert len(claims) == 3 and summary.tally(claims, repeated) == {"held": 2, "not held": 0, "inconclusive": 0}
+
+
 def test_check_and_shown(tmp_path):
     assert summary.check("parameters/quick.yaml", "outputs/runs/quick") == []
     assert summary.check(str(tmp_path / "g.yaml"), "x") == [
@@ -191,7 +208,7 @@ def test_summary_of_a_fake_grid_folder(tmp_path):
     assert str(tmp_path) not in text
     saved = json.loads((root / "g/figures/summary.json").read_text())
     assert set(saved) == {"grid_file", "grid_dir", "exponents", "claims", "tally", "underfit", "cells", "stale",
-                          "failed", "todo", "orphaned", "why"}
+                          "failed", "todo", "orphaned", "why", "repeated"}
     assert saved["why"] == {}
     assert saved["cells"] == list(state.records) and saved["tally"] == {"held": 1, "not held": 0, "inconclusive": 1}
     assert saved["exponents"][0][:2] == ["01_data_scaling/default", "network scales better than eNTK (init)"]

@@ -15,8 +15,9 @@ from tests.section_fixtures import section_fixtures  # noqa: E402
 TINY = {**TINY, "parameterization": "ntk", "lr": 8.0}   # notebook 02's parameterization
 OPTIONS = {"n_values": [16, 32], "widths_scaling": [2, 4], "widths_sweep": [2, 4, 8], "n_fixed": 16,
            "svhn_task": "synthetic-bin", "svhn_fallback_task": "synthetic-bin", "cnn5_widths": [2, 4, 8]}
-CURVES = ["network (width 2)", "network (width 4)", "infinite NTK", "(b) network", "(b) eNTK (init)",
-          "(c) network", "(c) eNTK (init)", "(b) infinite NTK", "(c) infinite NTK"]
+LIMIT = "infinite NTK (NTK param.)"
+CURVES = ["network (width 2)", "network (width 4)", LIMIT, "(b) network", "(b) eNTK (init)", "(c) network",
+          "(c) eNTK (init)", f"(b) {LIMIT}", f"(c) {LIMIT}"]
 
 
 @pytest.fixture(scope="module")
@@ -48,22 +49,22 @@ def test_networks_are_the_old_notebooks(setup):
 
 def test_run_shapes_and_statuses(result):
     assert list(result.curves) == CURVES
-    assert list(result.outcomes) == CURVES[:7] + ["(b) infinite NTK", "(c) infinite NTK"]   # every verdict's inputs
+    assert list(result.outcomes) == CURVES[:7] + [f"(b) {LIMIT}", f"(c) {LIMIT}"]   # every verdict's inputs
     for name in CURVES[:3]:                                             # draws, seeds, n, test examples
-        assert result.outcomes[name].shape == ((1, 1, 2, 64) if name == "infinite NTK" else (1, 2, 2, 64))
+        assert result.outcomes[name].shape == ((1, 1, 2, 64) if name == LIMIT else (1, 2, 2, 64))
         assert result.curves[name]["x_name"] == "n" and result.curves[name]["x"] == [16, 32]
     for panel, widths in (("(b)", [2, 4, 8]), ("(c)", [2, 4, 8])):
         for name in ("network", "eNTK (init)"):
             assert result.outcomes[f"{panel} {name}"].shape == (1, 2, 3, 64)
             curve = result.curves[f"{panel} {name}"]
             assert curve["x_name"] == "width" and curve["x"] == widths
-        limit = result.curves[f"{panel} infinite NTK"]
+        limit = result.curves[f"{panel} {LIMIT}"]
         assert limit["x_name"] == "n" and limit["x"] == [16] and len(limit["mean"]) == 1
-    assert result.scaling_names == ["network (width 2)", "network (width 4)", "infinite NTK"]
+    assert result.scaling_names == ["network (width 2)", "network (width 4)", LIMIT]
     claims_ = [v.claim for v in result.verdicts]
     assert claims_ == [v.claim for v in result.plain] and len(claims_) == 7
-    assert claims_[:3] == ["network (width 2) scales better than infinite NTK",
-                           "network (width 4) scales better than infinite NTK",
+    assert claims_[:3] == ["network (width 2) scales better than infinite NTK (NTK param.)",
+                           "network (width 4) scales better than infinite NTK (NTK param.)",
                            "network (width 2) and network (width 4) have the same exponent (within 0.05)"]
     assert any(c.startswith("(b) myrtle5 eNTK (init)'s error moves toward") for c in claims_)
     assert any(c.startswith("(c) cnn5 on synthetic-bin network first improves") for c in claims_)
@@ -75,7 +76,7 @@ def test_run_shapes_and_statuses(result):
 def test_one_width_has_no_alike_claim(result, cache_dir, monkeypatch):
     monkeypatch.setenv("NTK_CACHE_DIR", str(cache_dir))
     one = width.run(shared.Setup.from_parameters(TINY), **{**OPTIONS, "widths_scaling": [4]})
-    assert [v.claim for v in one.verdicts][:1] == ["network (width 4) scales better than infinite NTK"]
+    assert [v.claim for v in one.verdicts][:1] == ["network (width 4) scales better than infinite NTK (NTK param.)"]
     assert not any("same exponent" in v.claim for v in one.verdicts) and len(one.verdicts) == 5
     np.testing.assert_array_equal(one.outcomes["(b) network"], result.outcomes["(b) network"])
 
@@ -104,7 +105,7 @@ def test_figure_and_panels_from_results_json(result, tmp_path):
     width.panel_scaling(ax_a, curves, result.scaling_names)
     width.panel_width(ax_b, curves, "(b)", [2, 4, 8], "(b) title")
     assert len(ax_a.get_legend_handles_labels()[1]) == 3
-    assert sorted(ax_b.get_legend_handles_labels()[1]) == ["eNTK (init)", "infinite NTK", "network"]
+    assert sorted(ax_b.get_legend_handles_labels()[1]) == ["eNTK (init)", LIMIT, "network"]
     assert ax_b.get_title() == "(b) title"
 
 

@@ -39,6 +39,11 @@ PANEL_A = ["network", "K_n(n)", "K^F_n(n)", "eNTK (init)"]
 FIXED_COLORS = ["C5", "C6", "C7", "C8", "C9"]
 
 
+# "The network scales better than K_m" is tested up to n = FAR · m: at n <= 2m it can hardly fail
+# (K_m was trained on m of those n samples).
+FAR = 8
+
+
 def fixed_kernels(m_fixed):
     """The kernels of panel (c) and of the scales_better claims: the eNTK at init, then K_m(n)
     and K^F_m(n) for each m of m_fixed."""
@@ -155,13 +160,22 @@ def run(setup, n_values, m_values, n_fit, m_fixed):
     fig1b = outcomes.pop("K^F_m(n_fit)")
     curves = {name: experiments.summarize("n", n_values, o) for name, o in outcomes.items()}
     curves[fig1b_name(n_fit)] = experiments.summarize("m", [0] + m_values, fig1b)
-    o = outcomes
-    plain = [claims.tracks(n_values, o[k], o["network"], o["eNTK (init)"], names=(k, "network", "eNTK (init)"),
-                           tolerance=th.track_tolerance, n_boot=th.n_boot) for k in AFTER_KERNELS]
-    plain.append(claims.keeps_improving([0] + m_values, fig1b, name=fig1b_name(n_fit), x_name="m",
-                                        fraction=th.improve_fraction, n_boot=th.n_boot))
-    plain += [claims.scales_better(n_values, o["network"], o[k], names=("network", k), margin=th.alpha_margin,
-                                   n_boot=th.n_boot) for k in fixed_kernels(m_fixed)]
+    o, unfit = outcomes, claims.unfit_runs(train_error, th.underfit_train_error)
+    unfit_at = lambda ms: unfit[:, :, [all_m.index(m) for m in ms]]        # the networks trained on ms
+    tracking = lambda k: lambda c: claims.tracks(n_values, o[k], c, o["eNTK (init)"],
+                                                 names=(k, "network", "eNTK (init)"), tolerance=th.track_tolerance,
+                                                 n_boot=th.n_boot)
+    plain = [claims.unless_unfit(tracking(k), o["network"], unfit_at(n_values)) for k in AFTER_KERNELS]
+    improving = lambda c: claims.keeps_improving([0] + m_values, c, name=fig1b_name(n_fit), x_name="m",
+                                                 fraction=th.improve_fraction, n_boot=th.n_boot)
+    at_init = np.zeros(unfit.shape[:2] + (1,), bool)                     # m = 0: the initialization
+    plain.append(claims.unless_unfit(improving, fig1b, np.concatenate([at_init, unfit_at(m_values)], axis=2)))
+    for k, m in zip(fixed_kernels(m_fixed), [None] + [m for m in m_fixed for _ in ("", "^F")]):
+        better = claims.unless_unfit(lambda c, k=k: claims.scales_better(
+            n_values, c, o[k], names=("network", k), **th.exponent_rule()), o["network"], unfit_at(n_values))
+        plain.append(better if m is None or max(n_values) >= FAR * m else better.inconclusive(
+            f"n reaches only {max(n_values) / m:.3g} m; the claim is tested up to n = {FAR} m = {FAR * m}.",
+            n_reach=max(n_values) / m))
     verdicts, caveat = claims.with_caveats(plain, *setup.caveats(underfit))
     return Result(setup, list(n_values), list(m_values), n_fit, list(m_fixed), all_m, train_error,
                   outcomes={**outcomes, "K^F_m(n_fit)": fig1b}, curves=curves, underfit=underfit, verdicts=verdicts,

@@ -8,7 +8,11 @@ seed, four predictors give per-example outcomes ``wrong`` (D, S, K, T) (ntk_util
                          f(x) = Θ_0(x, X) Θ_0(X, X)^-1 y
     linearized network   the same kernel around the initial function f_0:
                          f(x) = f_0(x) + Θ_0(x, X) Θ_0(X, X)^-1 (y - f_0(X))
-    infinite NTK         kernel regression with Θ_∞ of the same architecture (Arch.ntk_limit)
+    infinite NTK (SP)    kernel regression with Θ_∞, the infinite-width limit of the network it
+                         trains (Arch.limit; the headline comparison): for a standard-parameterized
+                         network the standard limit, with its fan-in weights and bias terms
+    infinite NTK (NTK param.)   the same architecture's NTK-parameterization limit, the textbook
+                         kernel (also drawn for a standard-parameterized network)
 
 Claims (ntk_utils.claims.scales_better, paired bootstrap over draws, seeds and test examples):
 the network's exponent α in err(n) ≈ C n^-α exceeds each kernel's. ``f0_effect`` is the same
@@ -21,7 +25,18 @@ import numpy as np
 
 from ntk_utils import checks, claims, experiments, plotting
 
-KERNELS = ("eNTK (init)", "linearized network", "infinite NTK")
+
+
+def limits(net):
+    """The parameterizations whose infinite-width limit the network is compared with: its own
+    (the headline) and, when that is another, the NTK parameterization (the textbook kernel)."""
+    return list(dict.fromkeys([net.parameterization, "ntk"]))
+
+
+def kernel_names(net):
+    """The kernels the network is compared with: its eNTK at initialization, the linearized
+    network and the infinite-width limits of :func:`limits`."""
+    return ("eNTK (init)", "linearized network", *(experiments.limit_name(net, p) for p in limits(net)))
 
 
 def check(setup, n_values):
@@ -36,12 +51,14 @@ class Result(experiments.Findings):
     training_fit: dict    # {"train_loss", "train_error"}: (D, S, K) of the networks
     f0_effect: object     # claims.Verdict: linearized network vs eNTK (init)
     f0_share: object      # the f0 effect's share of the network's advantage over the eNTK, or None
+    limit_choice: dict    # limit_choice(): Δα over each limit, the share the choice of limit explains
 
     def record(self):
         """results.json's "results"."""
         return {"n_values": self.n_values, "curves": self.curves, "training_fit": self.training_fit,
                 "underfit": self.underfit, "f0_share_of_entk_gap": self.f0_share,
-                "f0_effect": self.f0_effect.as_dict(), "verdicts": {v.claim: v.as_dict() for v in self.verdicts}}
+                "f0_effect": self.f0_effect.as_dict(), "limit_choice": self.limit_choice,
+                "verdicts": {v.claim: v.as_dict() for v in self.verdicts}}
 
     def markdown(self):
         """The Result paragraph, from this run's numbers."""
@@ -52,10 +69,31 @@ class Result(experiments.Findings):
                  " The network has no exponent advantage over its eNTK here for f0 to explain.")
         fit = f" {self.caveat}." if self.caveat else \
             f" Every network fit its training set (train error at most {self.setup.thresholds.underfit_train_error})."
+        lim = self.limit_choice
+        limits_at = " and ".join(f"the {name} on {at[name]:.3f}" for name in lim["delta"])
+        choice = "" if lim["share"] is None else (
+            f" **Which limit:** the network's exponent advantage is {lim['delta'][lim['own']]:+.3f} over its own "
+            f"limit ({lim['own']}) and {lim['delta'][lim['textbook']]:+.3f} over the {lim['textbook']}: the choice "
+            f"of limit accounts for {100 * lim['share']:.0f}% of the latter.")
         return (f"On {self.setup.describe()}, at n = {self.n_values[-1]} the network errs on {at['network']:.3f} of "
                 f"test images, the eNTK at initialization on {at['eNTK (init)']:.3f}, the linearized network on "
-                f"{at['linearized network']:.3f} and the infinite NTK on {at['infinite NTK']:.3f}. "
-                + claims.paragraph(self.plain) + f" **What f0 does:** {self.f0_effect.text}" + share + fit)
+                f"{at['linearized network']:.3f}, {limits_at}. "
+                + claims.paragraph(self.plain) + f" **What f0 does:** {self.f0_effect.text}" + share + choice + fit)
+
+
+def limit_choice(net, plain):
+    """{"delta": {limit: Δα of the network over it}, "own", "textbook", "share"}: the network's
+    exponent advantage over each limit of :func:`limits` (from ``plain``, the verdicts in the
+    order of :func:`kernel_names`), and the share of its advantage over the NTK-parameterization
+    limit that comparing with its own limit takes away, (Δα_ntk - Δα_own) / Δα_ntk (None when the
+    network is NTK-parameterized or has no advantage over that limit)."""
+    names = [experiments.limit_name(net, p) for p in limits(net)]
+    delta = {name: v.numbers.get("delta") for name, v in zip(names, plain[2:])}
+    own, textbook = names[0], names[-1]
+    share = None
+    if own != textbook and delta[own] is not None and delta[textbook] is not None and delta[textbook] > 0:
+        share = (delta[textbook] - delta[own]) / delta[textbook]
+    return {"delta": delta, "own": own, "textbook": textbook, "share": share}
 
 
 def run(setup, n_values):
@@ -70,21 +108,24 @@ def run(setup, n_values):
         for name, o in experiments.entk_init_outcomes(net, task, n_values, setup.seeds, setup.ridge,
                                                       setup.recipe.center).items():
             outcomes.setdefault(name, []).append(o)
-        outcomes.setdefault("infinite NTK", []).append(experiments.infinite_outcomes(net, task, n_values, setup.ridge))
+        for p in limits(net):
+            outcomes.setdefault(experiments.limit_name(net, p), []).append(
+                experiments.infinite_outcomes(net, task, n_values, setup.ridge, parameterization=p))
     outcomes = {name: np.stack(o) for name, o in outcomes.items()}
     fit = {k: np.stack([f[k] for f in fits]) for k in fits[0]}
     underfit = claims.underfit(fit["train_error"], th.underfit_train_error, setup.data_seeds, setup.seeds, n_values)
-    plain = [claims.scales_better(n_values, outcomes["network"], outcomes[k], names=("network", k),
-                                  margin=th.alpha_margin, n_boot=th.n_boot) for k in KERNELS]
+    unfit = claims.unfit_runs(fit["train_error"], th.underfit_train_error)
+    plain = [claims.unless_unfit(lambda c, k=k: claims.scales_better(n_values, c, outcomes[k], names=("network", k),
+                                                                     **th.exponent_rule()), outcomes["network"], unfit)
+             for k in kernel_names(net)]
     verdicts, caveat = claims.with_caveats(plain, *setup.caveats(underfit))
     f0_effect = claims.scales_better(n_values, outcomes["linearized network"], outcomes["eNTK (init)"],
-                                     names=("linearized network", "eNTK (init)"), margin=th.alpha_margin,
-                                     n_boot=th.n_boot)
+                                     names=("linearized network", "eNTK (init)"), **th.exponent_rule())
     advantage, gain = plain[0].numbers.get("delta"), f0_effect.numbers.get("delta")
     share = gain / advantage if advantage and gain is not None and advantage > 0 else None
     curves = {name: experiments.summarize("n", n_values, o) for name, o in outcomes.items()}
-    return Result(setup, list(n_values), fit, f0_effect, share, outcomes=outcomes, curves=curves, underfit=underfit,
-                  verdicts=verdicts, plain=plain, caveat=caveat)
+    return Result(setup, list(n_values), fit, f0_effect, share, limit_choice(net, plain), outcomes=outcomes,
+                  curves=curves, underfit=underfit, verdicts=verdicts, plain=plain, caveat=caveat)
 
 
 def work(tally, setup, n_values):
@@ -94,7 +135,8 @@ def work(tally, setup, n_values):
         draw = tally.draw(d)
         tally.network_outcomes(setup.net, draw, n_values, setup.seeds, setup.recipe)
         tally.entk_init_outcomes(setup.net, draw, n_values, setup.seeds)
-        tally.infinite_outcomes(setup.net, draw, n_values)
+        for p in limits(setup.net):
+            tally.infinite_outcomes(setup.net, draw, n_values, parameterization=p)
 
 
 def panel(ax, curves):

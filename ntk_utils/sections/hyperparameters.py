@@ -14,7 +14,8 @@ changes nothing the recipe already has reuses the cached networks. Per data draw
 per-example outcomes ``wrong`` (D, S, K, T) (ntk_utils.experiments) of
 
     eNTK (init)          ridgeless kernel regression with Θ_0, the network's eNTK at initialization
-    infinite NTK         kernel regression with Θ_∞ of the same architecture (Arch.ntk_limit)
+    infinite NTK (SP)    kernel regression with Θ_∞, the infinite-width limit of the network in its
+                         own parameterization (Arch.limit; "(NTK param.)" for an NTK-parameterized one)
     <variant>: network   the Myrtle-CNN trained with the variant's recipe
 
 (the kernels do not depend on the optimizer: computed once, drawn on every panel).
@@ -30,7 +31,15 @@ import numpy as np
 
 from ntk_utils import checks, claims, experiments, plotting
 
-KERNELS = ("eNTK (init)", "infinite NTK")
+# The kernels a variant's network may be compared with: its eNTK at initialization and the
+# infinite-width limit of its parameterization (kernel_names).
+KERNELS = ("eNTK (init)", *experiments.LIMIT_NAMES.values())
+
+
+def kernel_names(net):
+    """The kernels the networks are compared with: the eNTK at initialization and the
+    infinite-width limit of the network's own parameterization."""
+    return "eNTK (init)", experiments.limit_name(net)
 # Figure 3's panels: (title, the variants it draws); a panel none of whose variants ran is left out.
 PANELS = [("(a) learning rate", ["lr_high", "lr_low"]), ("(b) full-batch GD", ["gd"]),
           ("(c) no momentum", ["no_momentum"]), ("(d) early stopping", ["early_stopping"])]
@@ -91,11 +100,16 @@ class Result:
     variants: list        # the variants run, in order
     descriptions: dict    # variant -> description, e.g. {"lr_high": "lr 0.2"}
     recipes: dict         # variant -> its train.TrainConfig
-    outcomes: dict        # "eNTK (init)", "infinite NTK", "<variant>: network" -> wrong (D, S, K, T)
+    outcomes: dict        # kernel_names(), "<variant>: network" -> wrong (D, S, K, T)
     curves: dict          # the same names -> experiments.summarize record
     underfit: dict        # variant -> caveat naming its underfit / diverged networks, or ""
     verdicts: list        # claims.Verdict per (variant, kernel), that variant's caveats appended
     plain: list           # the same without caveats (the Result paragraph states them once)
+
+    @property
+    def limit(self):
+        """The curve name of the networks' infinite-width limit."""
+        return experiments.limit_name(self.setup.net)
 
     def record(self):
         """results.json's "results"."""
@@ -110,7 +124,7 @@ class Result:
         caveats = [f"{v}: {u}" for v, u in self.underfit.items() if u]
         few = claims.few_runs(self.setup.data_seeds, self.setup.seeds)
         text = (f"On {self.setup.describe()}, at n = {n} the eNTK at initialization errs on {at['eNTK (init)']:.3f} "
-                f"of test images and the infinite NTK on {at['infinite NTK']:.3f}; the network errs on {networks}. "
+                f"of test images and the {self.limit} on {at[self.limit]:.3f}; the network errs on {networks}. "
                 + claims.paragraph(self.plain))
         if caveats or few:
             return text + " " + " ".join(f"{c}." for c in caveats + ([few] if few else []))
@@ -125,9 +139,9 @@ def run(setup, n_values, lr_high, lr_low, no_momentum_lr, variants):
     tasks = setup.tasks(max(n_values))
     outcomes = {"eNTK (init)": experiments.over_draws(lambda task: experiments.entk_init_outcomes(
                     net, task, n_values, setup.seeds, setup.ridge, setup.recipe.center)["eNTK (init)"], tasks),
-                "infinite NTK": experiments.over_draws(
+                experiments.limit_name(net): experiments.over_draws(
                     lambda task: experiments.infinite_outcomes(net, task, n_values, setup.ridge), tasks)}
-    recipes, underfit = variant_recipes(setup.recipe, variants, lr_high, lr_low, no_momentum_lr), {}
+    recipes, underfit, unfit = variant_recipes(setup.recipe, variants, lr_high, lr_low, no_momentum_lr), {}, {}
     for name in variants:
         print(f"{name}: {table[name][0]} -> {recipes[name]}")
         wrong, errors = [], []
@@ -138,12 +152,14 @@ def run(setup, n_values, lr_high, lr_low, no_momentum_lr, variants):
         outcomes[network_name(name)] = np.stack(wrong)
         underfit[name] = claims.underfit(np.stack(errors), th.underfit_train_error, setup.data_seeds, setup.seeds,
                                          n_values)
+        unfit[name] = claims.unfit_runs(np.stack(errors), th.underfit_train_error)
     curves = {name: experiments.summarize("n", n_values, o) for name, o in outcomes.items()}
     plain, verdicts = [], []
     for name in variants:
-        ours = [claims.scales_better(n_values, outcomes[network_name(name)], outcomes[kernel],
-                                     names=(network_name(name), kernel), margin=th.alpha_margin, n_boot=th.n_boot)
-                for kernel in KERNELS]
+        rule = lambda kernel: lambda c: claims.scales_better(n_values, c, outcomes[kernel],
+                                                             names=(network_name(name), kernel), **th.exponent_rule())
+        ours = [claims.unless_unfit(rule(kernel), outcomes[network_name(name)], unfit[name])
+                for kernel in kernel_names(net)]
         plain += ours
         verdicts += claims.with_caveats(ours, *setup.caveats(underfit[name]))[0]
     return Result(setup, list(n_values), list(variants), {v: table[v][0] for v in variants}, recipes, outcomes,
@@ -180,7 +196,8 @@ def panel(ax, curves, members, descriptions):
         else:
             ax.plot([], [], " ", label=f"network, {descriptions[name]}: diverged")
     for name in KERNELS:
-        plotting.scaling_curve(ax, curves[name], name)
+        if name in curves:
+            plotting.scaling_curve(ax, curves[name], name)
 
 
 def figure(result, output_dir):

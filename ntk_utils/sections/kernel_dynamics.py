@@ -13,14 +13,18 @@ At each t the eNTK K^t = Θ(θ_t) gives per-example outcomes ``wrong`` (D, S, le
     K^t_fit        K^t fitted on the network's own n_train training samples
     K^F,t_fit      K^t fitted on n_train fresh samples drawn after the pool (never trained on)
     network(t)     the network f(·; θ_t) itself
+    K^t_fit, constant lr   K^t_fit of the same network trained at the recipe's constant
+                   learning rate (schedule "constant"): a plateau of K^t_fit that this curve
+                   does not share comes from the decaying schedule, not from the kernel
 
 and, at the times ``t_scaling`` (indices into t_grid), the data-scaling curve of K^t fitted on
 the first n samples for each n in ``n_values`` ("K^t, t=<step>", (D, S, len(n_values), T)),
 against the network trained on n samples ("network", notebook 1's networks).
 
 Claims (ntk_utils.claims, paired bootstrap over draws, seeds and test examples):
-``keeps_improving`` of K^t_fit and K^F,t_fit along t (the second half of the log t grid brings
-at least ``improve_fraction`` of the improvement since t = 0), and ``scales_better``: the
+``keeps_improving`` of K^t_fit, K^F,t_fit and K^t_fit at a constant learning rate along t (the
+second half of the log t grid brings more than ``improve_fraction`` of the improvement since
+t = 0, and the last step still improves), and ``scales_better``: the
 network's exponent α in err(n) ≈ C n^-α above K^t's at each t in t_scaling.
 """
 import dataclasses
@@ -33,7 +37,8 @@ import numpy as np
 
 from ntk_utils import checks, claims, experiments, plotting, train
 
-OVER_T = ("K^t_fit", "K^F,t_fit", "network(t)")
+CONSTANT = "K^t_fit, constant lr"
+OVER_T = ("K^t_fit", "K^F,t_fit", "network(t)", CONSTANT)
 
 
 class Schedule(NamedTuple):
@@ -61,10 +66,11 @@ def snapshot_schedule(recipe, n_train, n_snapshots, first_snapshot, snapshot_ste
     return Schedule(total_steps, t_grid, epochs, sorted({t_grid[i] for i in t_scaling}))
 
 
-def snapshot_recipe(recipe, seed, schedule):
+def snapshot_recipe(recipe, seed, schedule, constant=False):
     """The recipe of the network followed over t: ``recipe`` with ``seed``, keeping θ_t at the
-    schedule's steps."""
-    return dataclasses.replace(recipe, seed=seed, snapshot_steps=tuple(schedule.t_grid))
+    schedule's steps; with ``constant``, at the recipe's learning rate throughout."""
+    return dataclasses.replace(recipe, seed=seed, snapshot_steps=tuple(schedule.t_grid),
+                               **({"schedule": "constant"} if constant else {}))
 
 
 def kernel_sizes(n_values, n_train):
@@ -114,7 +120,7 @@ class Result(experiments.Findings):
 
     def timeline(self):
         """The curves over t as a table: step, epoch and the mean test error of each."""
-        lines = [f"{'t':>5} {'epoch':>6}  K^t_fit  K^F,t_fit  network(t)"]
+        lines = [f"{'t':>5} {'epoch':>6}  K^t_fit  K^F,t_fit  network(t)  K^t_fit(constant lr)"]
         lines += [f"{t:>5} {self.epochs[j]:>6.2f}  " + "  ".join(f"{self.curves[k]['mean'][j]:.3f}   " for k in OVER_T)
                   for j, t in enumerate(self.t_grid)]
         return "\n".join(lines)
@@ -125,7 +131,9 @@ class Result(experiments.Findings):
         return (f"On {self.setup.describe()}, the eNTK fitted on the {self.n_train} training samples errs on "
                 f"{fit_t[0]:.3f} of test images at t = 0 and {fit_t[-1]:.3f} at t = {self.t_grid[-1]} (on fresh "
                 f"samples: {fresh[0]:.3f} -> {fresh[-1]:.3f}); the network itself ends at "
-                f"{self.curves['network(t)']['mean'][-1]:.3f}. " + claims.paragraph(self.plain)
+                f"{self.curves['network(t)']['mean'][-1]:.3f}; trained at a constant learning rate, its eNTK errs "
+                f"{self.curves[CONSTANT]['mean'][0]:.3f} -> {self.curves[CONSTANT]['mean'][-1]:.3f}. "
+                + claims.paragraph(self.plain)
                 + (f" {self.caveat}." if self.caveat else ""))
 
 
@@ -136,15 +144,20 @@ def _dynamics(setup, task, n_values, n_train, schedule):
     ns_kernel = kernel_sizes(n_values, n_train)
     x_fresh, y_fresh = task.fresh(n_train)
     shape = (len(seeds), len(t_grid), len(task.y_test))
-    out = {"K^t_fit": np.full(shape, np.nan), "K^F,t_fit": np.full(shape, np.nan), "network(t)": np.full(shape, np.nan),
+    out = {**{name: np.full(shape, np.nan) for name in OVER_T},
            **{f"K^t, t={t}": np.full((len(seeds), len(n_values), len(task.y_test)), np.nan) for t in t_scaling}}
+    followed = lambda seed, constant=False: train.train(net, task.x[:n_train], task.y[:n_train],
+                                                         snapshot_recipe(setup.recipe, seed, schedule, constant),
+                                                         val=task.val)
     for i, seed in enumerate(seeds):
         try:
-            run = train.train(net, task.x[:n_train], task.y[:n_train], snapshot_recipe(setup.recipe, seed, schedule),
-                              val=task.val)
+            run = followed(seed)
+            flat = followed(seed, constant=True)
         except train.TrainingDiverged as e:   # this seed's rows stay NaN (missing) in every curve over t
             print(f"draw {task.data_seed} seed {seed}: {e}")
             continue
+        out[CONSTANT][i] = [experiments.entk_outcomes(net, flat.snapshots[t], task.x, task.y, task.x_test, task.y_test,
+                                                      [n_train], setup.ridge)[0] for t in t_grid]
         for j, t in enumerate(t_grid):
             p = run.snapshots[t]
             out["network(t)"][i, j] = experiments.wrong(run.outputs(net, task.x_test, p), task.y_test)
@@ -175,10 +188,11 @@ def run(setup, n_values, n_train, n_snapshots, first_snapshot, snapshot_steps, t
                                           schedule.t_grid if name in OVER_T else n_values, o)
               for name, o in outcomes.items()}
     plain = [claims.keeps_improving(schedule.t_grid, outcomes[k], name=k, x_name="t", fraction=th.improve_fraction,
-                                    n_boot=th.n_boot) for k in ("K^t_fit", "K^F,t_fit")]
-    plain += [claims.scales_better(n_values, outcomes["network"], outcomes[f"K^t, t={t}"],
-                                   names=("network", f"K^t, t={t}"), margin=th.alpha_margin, n_boot=th.n_boot)
-              for t in schedule.t_scaling]
+                                    n_boot=th.n_boot) for k in ("K^t_fit", "K^F,t_fit", CONSTANT)]
+    better = lambda k: lambda c: claims.scales_better(n_values, c, outcomes[k], names=("network", k),
+                                                      **th.exponent_rule())
+    unfit = claims.unfit_runs(train_error, th.underfit_train_error)
+    plain += [claims.unless_unfit(better(f"K^t, t={t}"), outcomes["network"], unfit) for t in schedule.t_scaling]
     verdicts, caveat = claims.with_caveats(plain, *setup.caveats(underfit))
     return Result(setup, list(n_values), n_train, schedule, train_error, outcomes=outcomes, curves=curves,
                   underfit=underfit, verdicts=verdicts, plain=plain, caveat=caveat)
@@ -195,9 +209,11 @@ def work(tally, setup, n_values, n_train, n_snapshots, first_snapshot, snapshot_
         draw = tally.draw(d)
         for seed in setup.seeds:
             followed = tally.train(net, draw, n_train, snapshot_recipe(setup.recipe, seed, schedule))
+            flat = tally.train(net, draw, n_train, snapshot_recipe(setup.recipe, seed, schedule, constant=True))
             for t in schedule.t_grid:
                 tally.entk_outcomes(net, tally.params_at(followed, seed, t), draw, ns_kernel)
                 tally.entk_outcomes(net, tally.params_at(followed, seed, t), draw, [n_train], fresh)
+                tally.entk_outcomes(net, tally.params_at(flat, seed, t), draw, [n_train])
         tally.network_outcomes(net, draw, n_values, setup.seeds, setup.recipe)
 
 
@@ -208,7 +224,10 @@ def panel_1c(ax, curves, epochs, n_train):
     x = np.asarray(epochs, dtype=float)[1:]
     for name, label, fmt, color in (("K^t_fit", f"eNTK K^t fitted on its {n_train} train samples", "o-", "C3"),
                                     ("K^F,t_fit", f"K^t fitted on {n_train} fresh samples", "^-", "C4"),
-                                    ("network(t)", "network at time t", "s--", "C0")):
+                                    ("network(t)", "network at time t", "s--", "C0"),
+                                    (CONSTANT, "K^t fitted on its train samples, constant lr", "o:", "C7")):
+        if name not in curves:   # runs before the constant-lr curve
+            continue
         mean, std = (np.asarray(curves[name][k], dtype=float) for k in ("mean", "std"))
         ax.errorbar(x, mean[1:], yerr=std[1:], fmt=fmt, color=color, capsize=3, ms=4, label=label)
         ax.axhline(mean[0], color=color, ls=":", lw=1)

@@ -181,7 +181,8 @@ def _scaling(task, depth, width, n_values, lr_candidates, seed):
     chosen = min((e, lr) for lr, e in pilot.items() if np.isfinite(e))[1]
     network, _ = experiments.network_outcomes(arch, task, n_values, [seed], train.TrainConfig(lr=chosen),
                                               progress=False)
-    outcomes = {"network": network[None], "infinite NTK": experiments.infinite_outcomes(arch, task, n_values)[None]}
+    outcomes = {"network": network[None],
+                experiments.limit_name(arch): experiments.infinite_outcomes(arch, task, n_values)[None]}
     curves = {name: experiments.summarize("n", n_values, o) for name, o in outcomes.items()}
     alphas = {name: scaling.fit_power_law(n_values, c["runs"]).alpha for name, c in curves.items()}
     return {"n_values": list(n_values), "curves": curves, "alphas": alphas,

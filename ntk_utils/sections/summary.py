@@ -16,6 +16,7 @@ Figure 1, each panel from the finished cell of its notebook with the most runs (
     C (Sec. 5)  05_kernel_dynamics  K^t fitted, vs training time t        kernel_dynamics.panel_1c
 """
 import dataclasses
+import json
 import os
 
 from ntk_utils import cells, plotting, results
@@ -86,8 +87,25 @@ def claim_rows(records):
             for claim, status, why in verdict_rows(r["results"].get("verdicts", {}))]
 
 
-def tally(claims):
-    """{status: count} of claim rows: held, not held, inconclusive, then any other status seen."""
+def repeated_claims(records):
+    """{(cell, claim): (cell, claim) of its first appearance}: verdicts whose numbers (caveats
+    aside) equal an earlier verdict's, i.e. the same comparison on the same outcomes made by two
+    notebooks (05's K^t at the end of training is 04's K_m when they share their runs)."""
+    first, repeated = {}, {}
+    for cell, r in records.items():
+        verdicts = r["results"].get("verdicts", {})
+        for v in verdicts.values() if isinstance(verdicts, dict) else verdicts:
+            if isinstance(v, dict) and v.get("numbers"):
+                key = json.dumps({k: x for k, x in v["numbers"].items() if k != "caveats"}, sort_keys=True)
+                repeated.update({(cell, v["claim"]): first[key]} if key in first else {})
+                first.setdefault(key, (cell, v["claim"]))
+    return repeated
+
+
+def tally(claims, repeated=()):
+    """{status: count} of claim rows, each claim once (rows in ``repeated`` are not counted): held,
+    not held, inconclusive, then any other status seen."""
+    claims = [row for row in claims if tuple(row[:2]) not in repeated]
     statuses = ["held", "not held", "inconclusive"] + ["direction only"] * any(v == "direction only"
                                                                                for *_, v, _w in claims)
     statuses += sorted({v for *_, v, _w in claims} - set(statuses))
@@ -107,8 +125,9 @@ class Summary:
     why: dict                 # cell id -> why it is stale, failed or todo
     exponents: list           # exponent_rows
     claims: list              # claim_rows
-    tally: dict
+    tally: dict               # each claim once (repeated claims are not counted again)
     underfit: dict            # cell id -> its underfit caveat
+    repeated: dict            # repeated_claims
 
     def listing(self):
         """The cells summarized and those not (why), as printed text."""
@@ -151,6 +170,8 @@ class Summary:
         text += "".join(f"| {cell} | {_cell_text(claim)} | {verdict} | {_cell_text(why)} |\n"
                         for cell, claim, verdict, why in self.claims)
         text += "\n" + ", ".join(f"{k}: {v}" for k, v in self.tally.items()) + "\n"
+        text += "".join(f"\n{c}: {_cell_text(claim)} is {first_c}: {_cell_text(first)} again (counted once)\n"
+                        for (c, claim), (first_c, first) in self.repeated.items())
         text += "\n## Cells not summarized\n\n"
         text += "".join(f"* {key} ({what}): {', '.join(map(self.named, self.not_summarized[key])) or 'none'}\n"
                         for key, what in NOT_SUMMARIZED.items())
@@ -160,6 +181,7 @@ class Summary:
         """summary.json."""
         return {"grid_file": self.grid_file, "grid_dir": self.grid_dir, "exponents": self.exponents,
                 "claims": self.claims, "tally": self.tally, "underfit": self.underfit, "cells": list(self.records),
+                "repeated": [[*row, *first] for row, first in self.repeated.items()],
                 **self.not_summarized, "why": self.why}
 
 
@@ -168,10 +190,11 @@ def run(grid_file, grid_dir):
     (paths relative to the repository root, or absolute)."""
     state = cells.collect(os.path.join(REPO_ROOT, grid_dir), os.path.join(REPO_ROOT, grid_file))
     records = state["done"]
-    claims = claim_rows(records)
+    claims, repeated = claim_rows(records), repeated_claims(records)
     return Summary(shown(grid_file), shown(grid_dir), records, {key: state[key] for key in NOT_SUMMARIZED},
-                   state["why"], exponent_rows(records), claims, tally(claims),
-                   {cell: r["results"]["underfit"] for cell, r in records.items() if r["results"].get("underfit")})
+                   state["why"], exponent_rows(records), claims, tally(claims, repeated),
+                   {cell: r["results"]["underfit"] for cell, r in records.items() if r["results"].get("underfit")},
+                   repeated)
 
 
 def write(summary, output_dir):

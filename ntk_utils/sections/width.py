@@ -31,6 +31,9 @@ import numpy as np
 from ntk_utils import checks, claims, data, experiments, plotting
 
 SWEEP = ("network", "eNTK (init)")   # the curves of panels (b) and (c), after the limit's line
+# The networks' limit: the width-independent NTK-parameterization one (check() asks for that
+# parameterization; a standard network's kernel keeps its widths' fan-in weights).
+LIMIT = experiments.limit_name(None, "ntk")
 
 
 def label(width):
@@ -72,6 +75,9 @@ def check(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svh
                 + checks.one_of("svhn_fallback_task", svhn_fallback_task, data.TASKS))
     if isinstance(widths_scaling, list) and len(set(widths_scaling)) != len(widths_scaling):
         problems.append(f"widths_scaling: {widths_scaling!r} must not repeat a width")
+    if setup.parameterization != "ntk":
+        problems.append(f"parameterization: {setup.parameterization!r}, but the widths grow toward the "
+                        f"{LIMIT}, the limit of NTK-parameterized networks: set parameterization 'ntk'")
     if setup.arch != "myrtle":
         problems.append(f"arch: {setup.arch!r}, but panels (a) and (b) sweep the Myrtle-CNN and panel (c) cnn5: "
                         "set arch 'myrtle'")
@@ -106,7 +112,7 @@ class Result(experiments.Findings):
     @property
     def scaling_names(self):
         """Panel (a)'s curves, in drawing order."""
-        return [label(w) for w in self.widths_scaling] + ["infinite NTK"]
+        return [label(w) for w in self.widths_scaling] + [LIMIT]
 
     def record(self):
         """results.json's "results"."""
@@ -154,7 +160,7 @@ def run(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_
         return wrong
 
     outcomes = {label(w): experiments.over_draws(lambda d, w=w: networks(d, w), tasks) for w in widths_scaling}
-    outcomes["infinite NTK"] = infinite[:, :, [ns_inf.index(n) for n in n_values]]
+    outcomes[LIMIT] = infinite[:, :, [ns_inf.index(n) for n in n_values]]
     sweep = experiments.over_draws(lambda d: experiments.width_sweep(lambda w: myrtle(setup, w), widths_sweep, d,
                                                                      n_fixed, seeds, setup.recipe, ridge=ridge), tasks)
     sweep_limit = infinite[:, :, [ns_inf.index(n_fixed)]]
@@ -177,28 +183,34 @@ def run(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_
     curves = {name: experiments.summarize("n", n_values, o) for name, o in outcomes.items()}
     curves.update({f"(b) {k}": experiments.summarize("width", widths_sweep, v) for k, v in sweep.items()})
     curves.update({f"(c) {k}": experiments.summarize("width", cnn5_widths, v) for k, v in cnn5_sweep.items()})
-    curves["(b) infinite NTK"] = experiments.summarize("n", [n_fixed], sweep_limit)
-    curves["(c) infinite NTK"] = experiments.summarize("n", [n_fixed], cnn5_limit)
+    curves[f"(b) {LIMIT}"] = experiments.summarize("n", [n_fixed], sweep_limit)
+    curves[f"(c) {LIMIT}"] = experiments.summarize("n", [n_fixed], cnn5_limit)
 
     lo_w, hi_w = widths_scaling[0], widths_scaling[-1]
-    plain = [claims.scales_better(n_values, outcomes[label(w)], outcomes["infinite NTK"],
-                                  names=(label(w), "infinite NTK"), margin=th.alpha_margin, n_boot=th.n_boot)
-             for w in widths_scaling]
+    unfit = {w: claims.unfit_runs(np.stack(train_errors[f"width {w}"]), th.underfit_train_error)
+             for w in widths_scaling}
+    better = lambda w: lambda c: claims.scales_better(n_values, c, outcomes[LIMIT], names=(label(w), LIMIT),
+                                                      **th.exponent_rule())
+    plain = [claims.unless_unfit(better(w), outcomes[label(w)], unfit[w]) for w in widths_scaling]
     if lo_w != hi_w:
-        plain.append(claims.scale_alike(n_values, outcomes[label(lo_w)], outcomes[label(hi_w)],
-                                        names=(label(lo_w), label(hi_w)), tolerance=th.alike_tolerance,
-                                        n_boot=th.n_boot))
+        alike = lambda lo: claims.unless_unfit(
+            lambda hi: claims.scale_alike(n_values, lo, hi, names=(label(lo_w), label(hi_w)),
+                                          tolerance=th.alike_tolerance, n_boot=th.n_boot), outcomes[label(hi_w)],
+            unfit[hi_w])
+        plain.append(claims.unless_unfit(alike, outcomes[label(lo_w)], unfit[lo_w]))
     panel_c = f"cnn5 on {cnn5_task}" + (f" (stand-in for {svhn_task})" if fallback_reason else "")
-    for panel, widths, sw, limit in [(f"(b) myrtle{setup.depth}", widths_sweep, sweep, sweep_limit),
-                                     (f"(c) {panel_c}", cnn5_widths, cnn5_sweep, cnn5_limit)]:
+    for panel, widths, sw, limit, fit in [(f"(b) myrtle{setup.depth}", widths_sweep, sweep, sweep_limit, sweep_fit),
+                                          (f"(c) {panel_c}", cnn5_widths, cnn5_sweep, cnn5_limit, cnn5_fit)]:
         plain.append(claims.moves_toward(widths, sw["eNTK (init)"], limit,
-                                         names=(f"{panel} eNTK (init)", "infinite NTK"), n_boot=th.n_boot))
-        plain.append(claims.improves_then_degrades(widths, sw["network"], limit,
-                                                   names=(f"{panel} network", "infinite NTK"), n_boot=th.n_boot))
+                                         names=(f"{panel} eNTK (init)", LIMIT), n_boot=th.n_boot))
+        plain.append(claims.unless_unfit(
+            lambda c, widths=widths, limit=limit, panel=panel: claims.improves_then_degrades(
+                widths, c, limit, names=(f"{panel} network", LIMIT), n_boot=th.n_boot),
+            sw["network"], claims.unfit_runs(fit, th.underfit_train_error)))
     verdicts, caveat = claims.with_caveats(plain, *setup.caveats(underfit))
 
     saved = {**outcomes, **{f"(b) {k}": v for k, v in sweep.items()}, **{f"(c) {k}": v for k, v in cnn5_sweep.items()},
-             "(b) infinite NTK": sweep_limit, "(c) infinite NTK": cnn5_limit}   # every verdict's inputs
+             f"(b) {LIMIT}": sweep_limit, f"(c) {LIMIT}": cnn5_limit}   # every verdict's inputs
     return Result(setup, list(n_values), list(widths_scaling), list(widths_sweep), n_fixed, list(cnn5_widths),
                   cnn5_task, svhn_task, fallback_reason, outcomes=saved, curves=curves, underfit=underfit,
                   verdicts=verdicts, plain=plain, caveat=caveat)
@@ -223,7 +235,7 @@ def panel_scaling(ax, curves, names):
     mean ± std over runs, each with its least-squares power law; ``names``: the curves to draw
     (Result.scaling_names: one network per width, then the infinite NTK)."""
     for k, name in enumerate(names):
-        color = None if name == "infinite NTK" else f"C{[0, 4, 5, 6][k % 4]}"
+        color = None if name == LIMIT else f"C{[0, 4, 5, 6][k % 4]}"
         plotting.scaling_curve(ax, curves[name], name, color=color, marker="os^v"[k % 4])
 
 
@@ -235,8 +247,8 @@ def panel_width(ax, curves, panel, widths, title):
         c = curves[f"{panel} {name}"]
         ax.errorbar(widths, np.asarray(c["mean"], dtype=float), yerr=np.asarray(c["std"], dtype=float), fmt="o-",
                     color=plotting.COLORS[name], label=name, capsize=3, ms=4)
-    ax.axhline(np.asarray(curves[f"{panel} infinite NTK"]["mean"], dtype=float)[0], ls=":",
-               color=plotting.COLORS["infinite NTK"], label="infinite NTK")
+    ax.axhline(np.asarray(curves[f"{panel} {LIMIT}"]["mean"], dtype=float)[0], ls=":",
+               color=plotting.COLORS[LIMIT], label=LIMIT)
     ax.set_xscale("log", base=2)
     ax.set_xticks(widths, [str(w) for w in widths])
     ax.minorticks_off()
