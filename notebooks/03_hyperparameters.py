@@ -38,7 +38,7 @@
 # (CIFAR-10 airplane vs automobile at 8x8 px); the paper-scale grid runs `cifar5m-bin`.
 #
 # **Choices we made where the paper's protocol is not known to us.** Everything not changed
-# by a variant is notebook 01's recipe (standard parameterization, lr 0.05, momentum 0.9, batch
+# by a variant is notebook 01's recipe (standard parameterization, lr 0.1, momentum 0.9, batch
 # 128 with at least two minibatches per pass, cosine decay over `max(min_steps, epochs·n/batch)`
 # steps). Full-batch GD takes `max(min_steps, epochs)` steps. Without momentum the effective step is 10x smaller at the same
 # learning rate, so the no-momentum variant has its own `no_momentum_lr`. The variant rates

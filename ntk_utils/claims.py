@@ -126,9 +126,10 @@ class Verdict:
         return dataclasses.replace(self, text=f"{self.text} {caveat}", numbers=numbers)
 
     def inconclusive(self, why, **numbers):
-        """The same claim, inconclusive: "INCONCLUSIVE as measured <status>: ``why``" appended to
-        the text, the status as measured and ``numbers`` to the numbers."""
-        return Verdict(self.claim, "inconclusive", f"{self.text} INCONCLUSIVE as measured {self.status}: {why}",
+        """The same claim, inconclusive: "INCONCLUSIVE (as measured <status>): ``why``" appended
+        to the text, the status as measured and ``numbers`` to the numbers."""
+        measured = "" if self.status == "inconclusive" else f" as measured {self.status}"
+        return Verdict(self.claim, "inconclusive", f"{self.text} INCONCLUSIVE{measured}: {why}",
                        {**self.numbers, **numbers, "status_as_measured": self.status})
 
     def as_dict(self):

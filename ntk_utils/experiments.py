@@ -170,8 +170,7 @@ LIMIT_NAMES = {"standard": "infinite NTK (SP)", "ntk": "infinite NTK (NTK param.
 
 
 def limit_name(arch, parameterization=None):
-    """The curve name of ``arch``'s infinite-width limit in ``parameterization`` (None: its own;
-    ``arch`` may be None when ``parameterization`` is given)."""
+    """The curve name of ``arch``'s infinite-width limit in ``parameterization`` (None: its own)."""
     return LIMIT_NAMES[parameterization or arch.parameterization]
 
 

@@ -52,7 +52,7 @@ class TrainConfig:
     """The training recipe. Its defaults are the package's recipe, chosen on a validation split
     by ``benchmarks/pilot_recipe.py`` (notebook 01 shows the pilot); they are defined here only.
     Raises ValueError for a value it cannot train with."""
-    lr: float = 0.05                      # standard parameterization (NTK parameterization: O(1) rates)
+    lr: float = 0.1                       # standard parameterization (NTK parameterization: O(1) rates)
     momentum: float = 0.9                 # 0 = plain SGD
     batch_size: int = 128                 # at every n >= min_batches · batch_size
     min_batches: int = 2                  # below that n: at least this many minibatches per pass

@@ -50,7 +50,7 @@ def result(trained):
 def test_snapshot_schedule(setup):
     s = kernel_dynamics.snapshot_schedule(setup.recipe, 32, 3, 2, [], [0, -1])
     assert s.total_steps == 10 and s.t_grid == T_GRID and s.t_scaling == [0, 10]
-    assert s.epochs == [t * 128 / 32 for t in T_GRID]
+    assert s.epochs == [t * 16 / 32 for t in T_GRID]   # batch min(128, 32 // 2) = 16
     s = kernel_dynamics.snapshot_schedule(setup.recipe, 32, 3, 2, [7, 3, 7], [1, -2, 1])
     assert s.t_grid == [0, 3, 7] and s.t_scaling == [3]
     full = dataclasses.replace(setup.recipe, full_batch=True)
@@ -112,7 +112,7 @@ def test_run_shapes_and_statuses(result):
     for name in over_n:
         assert result.outcomes[name].shape == (1, 2, 2, 64)
         assert result.curves[name]["x_name"] == "n" and result.curves[name]["x"] == [16, 32]
-    assert result.t_grid == T_GRID and result.epochs == [0.0, 8.0, 16.0, 40.0]
+    assert result.t_grid == T_GRID and result.epochs == [0.0, 1.0, 2.0, 5.0]
     assert result.train_error.shape == (1, 2, 2)
     assert [v.claim for v in result.verdicts] == [
         "K^t_fit keeps improving along t", "K^F,t_fit keeps improving along t",
@@ -149,7 +149,7 @@ def test_figure_and_panels_from_results_json(result, tmp_path):
     kernel_dynamics.panel_1c(ax_a, back["curves"], back["epochs"], 32)
     kernel_dynamics.panel_5b(ax_b, back["curves"])
     assert len(ax_a.containers) == 4 and ax_a.get_xscale() == "log"
-    np.testing.assert_allclose(ax_a.containers[0].lines[0].get_xdata(), [8.0, 16.0, 40.0])
+    np.testing.assert_allclose(ax_a.containers[0].lines[0].get_xdata(), [1.0, 2.0, 5.0])
     assert np.isnan(ax_a.containers[2].lines[0].get_ydata()[1])
     labels = ax_b.get_legend_handles_labels()[1]
     assert [l.split(" (")[0] for l in labels] == ["K^t, t=0", "K^t, t=10", "network"]

@@ -26,7 +26,6 @@ import numpy as np
 from ntk_utils import checks, claims, experiments, plotting
 
 
-
 def limits(net):
     """The parameterizations whose infinite-width limit the network is compared with: its own
     (the headline) and, when that is another, the NTK parameterization (the textbook kernel)."""

@@ -178,6 +178,9 @@ def _scaling(task, depth, width, n_values, lr_candidates, seed):
             pilot[lr] = float(result.history["val_error"][-1])
         except train.TrainingDiverged:
             pilot[lr] = float("nan")
+    if not any(np.isfinite(e) for e in pilot.values()):
+        raise train.TrainingDiverged(f"part 4: every step of lr_candidates {lr_candidates} diverged at "
+                                     f"n = {max(n_values)}; give smaller ones")
     chosen = min((e, lr) for lr, e in pilot.items() if np.isfinite(e))[1]
     network, _ = experiments.network_outcomes(arch, task, n_values, [seed], train.TrainConfig(lr=chosen),
                                               progress=False)

@@ -33,7 +33,7 @@ from ntk_utils import checks, claims, data, experiments, plotting
 SWEEP = ("network", "eNTK (init)")   # the curves of panels (b) and (c), after the limit's line
 # The networks' limit: the width-independent NTK-parameterization one (check() asks for that
 # parameterization; a standard network's kernel keeps its widths' fan-in weights).
-LIMIT = experiments.limit_name(None, "ntk")
+LIMIT = experiments.LIMIT_NAMES["ntk"]
 
 
 def label(width):
