@@ -70,10 +70,12 @@ class Result(experiments.Findings):
             f" Every network fit its training set (train error at most {self.setup.thresholds.underfit_train_error})."
         lim = self.limit_choice
         limits_at = " and ".join(f"the {name} on {at[name]:.3f}" for name in lim["delta"])
-        choice = "" if lim["share"] is None else (
+        choice = "" if lim["own"] == lim["textbook"] else (
             f" **Which limit:** the network's exponent advantage is {lim['delta'][lim['own']]:+.3f} over its own "
-            f"limit ({lim['own']}) and {lim['delta'][lim['textbook']]:+.3f} over the {lim['textbook']}: the choice "
-            f"of limit accounts for {100 * lim['share']:.0f}% of the latter.")
+            f"limit ({lim['own']}) and {lim['delta'][lim['textbook']]:+.3f} over the {lim['textbook']}"
+            + (f": the choice of limit accounts for {100 * lim['share']:.0f}% of the latter."
+               if lim["share"] is not None
+               else "; the latter is not clearly above 0, so no share of it is attributed to the choice."))
         return (f"On {self.setup.describe()}, at n = {self.n_values[-1]} the network errs on {at['network']:.3f} of "
                 f"test images, the eNTK at initialization on {at['eNTK (init)']:.3f}, the linearized network on "
                 f"{at['linearized network']:.3f}, {limits_at}. "
@@ -85,12 +87,14 @@ def limit_choice(net, plain):
     exponent advantage over each limit of :func:`limits` (from ``plain``, the verdicts in the
     order of :func:`kernel_names`), and the share of its advantage over the NTK-parameterization
     limit that comparing with its own limit takes away, (Δα_ntk - Δα_own) / Δα_ntk (None when the
-    network is NTK-parameterized or has no advantage over that limit)."""
+    network is NTK-parameterized or its advantage over that limit is not clear: the interval of
+    Δα_ntk must lie above 0 for a share of it to mean anything)."""
     names = [experiments.limit_name(net, p) for p in limits(net)]
     delta = {name: v.numbers.get("delta") for name, v in zip(names, plain[2:])}
     own, textbook = names[0], names[-1]
+    clear = (plain[-1].numbers.get("delta_low") or 0) > 0
     share = None
-    if own != textbook and delta[own] is not None and delta[textbook] is not None and delta[textbook] > 0:
+    if own != textbook and delta[own] is not None and delta[textbook] is not None and clear:
         share = (delta[textbook] - delta[own]) / delta[textbook]
     return {"delta": delta, "own": own, "textbook": textbook, "share": share}
 
