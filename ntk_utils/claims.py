@@ -50,7 +50,7 @@ import numpy as np
 
 from ntk_utils import scaling
 from ntk_utils.bootstrap import as_curve, check_shapes
-from ntk_utils.bootstrap import bootstrap_errors, draw_errors, mean_errors  # noqa: F401  (claims.*)
+from ntk_utils.bootstrap import bootstrap_errors, mean_errors  # noqa: F401  (claims.*)
 from ntk_utils.bootstrap import interval as _estimate, replicates as _replicates, short_number as _num
 from ntk_utils.caveats import few_runs, underfit, unfit_runs, with_caveats  # noqa: F401  (claims.*)
 from ntk_utils.results import plain
@@ -481,6 +481,14 @@ def unless_unfit(rule, curve, unfit):
                                                  f"({count}).", numbers=numbers)
     return dataclasses.replace(verdict, numbers=numbers).inconclusive(
         f"{count}, and with them counted as errors of 0.5 it is {again.status}.")
+
+
+def network_scales_better(x, network, kernel, unfit, *, names, thresholds):
+    """The sections' exponent claim: :func:`scales_better` of a network's curve against a
+    kernel's with ``thresholds``' margin, fit range and resamples, checked against the networks
+    ``unfit`` marks (:func:`unless_unfit`)."""
+    return unless_unfit(lambda c: scales_better(x, c, kernel, names=names, **thresholds.exponent_rule()), network,
+                        unfit)
 
 
 def paragraph(verdicts):

@@ -475,3 +475,14 @@ def test_unfit_networks_make_a_verdict_inconclusive_unless_it_holds_at_chance():
     flat = np.repeat(exact(KERNEL, KERNEL), 2, axis=1)
     assert_clean(claims.unless_unfit(rule, flat, unfit_small), "inconclusive")
     np.testing.assert_array_equal(claims.unfit_runs([[[0.0, 0.03, np.nan]]], 0.02), [[[False, True, True]]])
+
+
+def test_network_scales_better_is_the_thresholds_rule_checked_for_unfit_networks():
+    th = claims.Thresholds(alpha_margin=0.03, fit_min_n=128, n_boot=200)
+    net, kernel = np.repeat(exact(power(0.3, 0.3), power(0.3, 0.3)), 2, axis=1), exact(KERNEL, KERNEL)
+    unfit = np.zeros((2, 2, 7), bool)
+    unfit[:, 0, -1] = True
+    v = claims.network_scales_better(N, net, kernel, unfit, names=("network", "kernel"), thresholds=th)
+    want = claims.unless_unfit(lambda c: claims.scales_better(N, c, kernel, margin=0.03, fit_from=128, n_boot=200),
+                               net, unfit)
+    assert v == want and v.numbers["fit_from"] == 128 and v.numbers["x_min"] == 128

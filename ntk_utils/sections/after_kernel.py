@@ -171,8 +171,8 @@ def run(setup, n_values, m_values, n_fit, m_fixed):
     at_init = np.zeros(unfit.shape[:2] + (1,), bool)                     # m = 0: the initialization
     plain.append(claims.unless_unfit(improving, fig1b, np.concatenate([at_init, unfit_at(m_values)], axis=2)))
     for k, m in zip(fixed_kernels(m_fixed), [None] + [m for m in m_fixed for _ in ("", "^F")]):
-        better = claims.unless_unfit(lambda c, k=k: claims.scales_better(
-            n_values, c, o[k], names=("network", k), **th.exponent_rule()), o["network"], unfit_at(n_values))
+        better = claims.network_scales_better(n_values, o["network"], o[k], unfit_at(n_values), names=("network", k),
+                                              thresholds=th)
         plain.append(better if m is None or max(n_values) >= FAR * m else better.inconclusive(
             f"n reaches only {max(n_values) / m:.3g} m; the claim is tested up to n = {FAR} m = {FAR * m}.",
             n_reach=max(n_values) / m))

@@ -118,9 +118,8 @@ def run(setup, n_values):
     fit = {k: np.stack([f[k] for f in fits]) for k in fits[0]}
     underfit = claims.underfit(fit["train_error"], th.underfit_train_error, setup.data_seeds, setup.seeds, n_values)
     unfit = claims.unfit_runs(fit["train_error"], th.underfit_train_error)
-    plain = [claims.unless_unfit(lambda c, k=k: claims.scales_better(n_values, c, outcomes[k], names=("network", k),
-                                                                     **th.exponent_rule()), outcomes["network"], unfit)
-             for k in kernel_names(net)]
+    plain = [claims.network_scales_better(n_values, outcomes["network"], outcomes[k], unfit, names=("network", k),
+                                          thresholds=th) for k in kernel_names(net)]
     verdicts, caveat = claims.with_caveats(plain, *setup.caveats(underfit))
     f0_effect = claims.scales_better(n_values, outcomes["linearized network"], outcomes["eNTK (init)"],
                                      names=("linearized network", "eNTK (init)"), **th.exponent_rule())

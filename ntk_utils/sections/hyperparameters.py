@@ -156,9 +156,8 @@ def run(setup, n_values, lr_high, lr_low, no_momentum_lr, variants):
     curves = {name: experiments.summarize("n", n_values, o) for name, o in outcomes.items()}
     plain, verdicts = [], []
     for name in variants:
-        rule = lambda kernel: lambda c: claims.scales_better(n_values, c, outcomes[kernel],
-                                                             names=(network_name(name), kernel), **th.exponent_rule())
-        ours = [claims.unless_unfit(rule(kernel), outcomes[network_name(name)], unfit[name])
+        ours = [claims.network_scales_better(n_values, outcomes[network_name(name)], outcomes[kernel], unfit[name],
+                                             names=(network_name(name), kernel), thresholds=th)
                 for kernel in kernel_names(net)]
         plain += ours
         verdicts += claims.with_caveats(ours, *setup.caveats(underfit[name]))[0]

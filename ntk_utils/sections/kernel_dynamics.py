@@ -189,10 +189,10 @@ def run(setup, n_values, n_train, n_snapshots, first_snapshot, snapshot_steps, t
               for name, o in outcomes.items()}
     plain = [claims.keeps_improving(schedule.t_grid, outcomes[k], name=k, x_name="t", fraction=th.improve_fraction,
                                     n_boot=th.n_boot) for k in ("K^t_fit", "K^F,t_fit", CONSTANT)]
-    better = lambda k: lambda c: claims.scales_better(n_values, c, outcomes[k], names=("network", k),
-                                                      **th.exponent_rule())
     unfit = claims.unfit_runs(train_error, th.underfit_train_error)
-    plain += [claims.unless_unfit(better(f"K^t, t={t}"), outcomes["network"], unfit) for t in schedule.t_scaling]
+    plain += [claims.network_scales_better(n_values, outcomes["network"], outcomes[f"K^t, t={t}"], unfit,
+                                           names=("network", f"K^t, t={t}"), thresholds=th)
+              for t in schedule.t_scaling]
     verdicts, caveat = claims.with_caveats(plain, *setup.caveats(underfit))
     return Result(setup, list(n_values), n_train, schedule, train_error, outcomes=outcomes, curves=curves,
                   underfit=underfit, verdicts=verdicts, plain=plain, caveat=caveat)

@@ -189,9 +189,8 @@ def run(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_
     lo_w, hi_w = widths_scaling[0], widths_scaling[-1]
     unfit = {w: claims.unfit_runs(np.stack(train_errors[f"width {w}"]), th.underfit_train_error)
              for w in widths_scaling}
-    better = lambda w: lambda c: claims.scales_better(n_values, c, outcomes[LIMIT], names=(label(w), LIMIT),
-                                                      **th.exponent_rule())
-    plain = [claims.unless_unfit(better(w), outcomes[label(w)], unfit[w]) for w in widths_scaling]
+    plain = [claims.network_scales_better(n_values, outcomes[label(w)], outcomes[LIMIT], unfit[w],
+                                          names=(label(w), LIMIT), thresholds=th) for w in widths_scaling]
     if lo_w != hi_w:
         alike = lambda lo: claims.unless_unfit(
             lambda hi: claims.scale_alike(n_values, lo, hi, names=(label(lo_w), label(hi_w)),
