@@ -235,9 +235,9 @@ class Work:
     def infinite_outcomes(self, arch, draw, ns, parameterization=None):
         self.kernel("infinite", arch, draw, max(ns), parameterization=parameterization)
 
-    def width_sweep(self, make_arch, widths, draw, n, seeds, config):
+    def width_sweep(self, make_arch, widths, draw, n, seeds, recipe_for):
         for width in widths:
-            self.network_outcomes(make_arch(width), draw, [n], seeds, config)
+            self.network_outcomes(make_arch(width), draw, [n], seeds, recipe_for(width))
             self.entk_init_outcomes(make_arch(width), draw, [n], seeds)
 
     def update(self, other):

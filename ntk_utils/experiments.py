@@ -206,10 +206,11 @@ def print_curves(curves):
         print(f"{name:>24}: " + "  ".join(f"{m:.3f}" for m in c["mean"]) + (f"   ({lost} runs diverged)" if lost else ""))
 
 
-def width_sweep(make_arch, widths, task, n, seeds, config, *, ridge=0.0, progress=True):
+def width_sweep(make_arch, widths, task, n, seeds, recipe_for, *, ridge=0.0, progress=True):
     """Network and eNTK-at-initialization outcomes at one training-set size ``n``, across widths.
 
-    make_arch: width -> Arch, e.g. ``lambda w: models.myrtle(5, w)``.
+    make_arch: width -> Arch, e.g. ``lambda w: models.myrtle(5, w)``; recipe_for: width ->
+    train.TrainConfig (notebook 02: each width's learning rate from its validation pilot).
     Returns {"network": (S, len(widths), T), "eNTK (init)": (S, len(widths), T),
     "train_error": (S, len(widths))}; a network whose training diverged has NaN outcomes.
     Networks and kernels are the cached ones of :func:`network_outcomes` / :func:`entk_init_outcomes`.
@@ -217,7 +218,7 @@ def width_sweep(make_arch, widths, task, n, seeds, config, *, ridge=0.0, progres
     net, entk, fit = [], [], []
     for width in widths:
         arch = make_arch(width)
-        outcomes, trained = network_outcomes(arch, task, [n], seeds, config, progress=progress)
+        outcomes, trained = network_outcomes(arch, task, [n], seeds, recipe_for(width), progress=progress)
         net.append(outcomes[:, 0])
         fit.append(training_fit(trained, seeds, [n])["train_error"][:, 0])
         entk.append(np.array([entk_outcomes(arch, init_params(arch, seed, task), task.x, task.y, task.x_test,

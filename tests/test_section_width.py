@@ -1,5 +1,6 @@
 """ntk_utils.sections.width (notebook 02) on the synthetic task, tiny sizes."""
 import json
+import pathlib
 
 import matplotlib
 import numpy as np
@@ -12,9 +13,11 @@ from ntk_utils.sections import width  # noqa: E402
 from tests.conftest import STATUSES, TINY  # noqa: E402
 from tests.section_fixtures import section_fixtures  # noqa: E402
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = {**TINY, "parameterization": "ntk", "lr": 8.0}   # notebook 02's parameterization
 OPTIONS = {"n_values": [16, 32], "widths_scaling": [2, 4], "widths_sweep": [2, 4, 8], "n_fixed": 16,
-           "svhn_task": "synthetic-bin", "svhn_fallback_task": "synthetic-bin", "cnn5_widths": [2, 4, 8]}
+           "svhn_task": "synthetic-bin", "svhn_fallback_task": "synthetic-bin", "cnn5_widths": [2, 4, 8],
+           "lr_by_width": {2: 4.0, 4: 2.0}, "cnn5_lr_by_width": {8: 1.0}}   # myrtle 8, cnn5 2 and 4: the setup's lr
 LIMIT = "infinite NTK (NTK param.)"
 CURVES = ["network (width 2)", "network (width 4)", LIMIT, "(b) network", "(b) eNTK (init)", "(c) network",
           "(c) eNTK (init)", f"(b) {LIMIT}", f"(c) {LIMIT}"]
@@ -45,6 +48,22 @@ def test_networks_are_the_old_notebooks(setup):
     for w in (1, 2, 16):
         assert width.myrtle(setup, w) == models.arch_from_config("myrtle", w, 5, "ntk")
         assert width.cnn5(setup, w).describe() == models.arch_from_config("cnn5", w, None, "ntk").describe()
+
+
+def test_each_width_trains_at_its_own_learning_rate(setup, result):
+    assert width.recipe(setup, 2, OPTIONS["lr_by_width"]) == width.dataclasses.replace(setup.recipe, lr=4.0)
+    assert width.recipe(setup, 8, OPTIONS["lr_by_width"]) == setup.recipe            # not in the table
+    assert result.learning_rates == {"myrtle": {2: 4.0, 4: 2.0, 8: 8.0}, "cnn5": {2: 8.0, 4: 8.0, 8: 1.0}}
+    assert result.unpiloted == {"myrtle": [8], "cnn5": [2, 4]}
+    text = result.markdown()
+    assert "myrtle width 2: 4, width 4: 2, width 8: 8" in text
+    assert "NOT in the pilot, at the setup's lr 8: myrtle width 8; cnn5 width 2, 4" in text
+    # the networks were trained at those rates: the (b) width-2 network is the one trained at lr 4
+    same = width.run(setup, **{**OPTIONS, "lr_by_width": {2: 4.0, 4: 2.0, 8: 8.0}})
+    np.testing.assert_array_equal(same.outcomes["(b) network"], result.outcomes["(b) network"])
+    other = width.run(setup, **{**OPTIONS, "lr_by_width": {2: 1.0, 4: 2.0}})
+    assert not np.array_equal(other.outcomes["(b) network"][:, :, 0], result.outcomes["(b) network"][:, :, 0])
+    np.testing.assert_array_equal(other.outcomes["(b) network"][:, :, 1:], result.outcomes["(b) network"][:, :, 1:])
 
 
 def test_run_shapes_and_statuses(result):
@@ -84,7 +103,8 @@ def test_one_width_has_no_alike_claim(result, cache_dir, monkeypatch):
 def test_record_is_json_and_markdown_names_the_numbers(result, tmp_path):
     record = result.record()
     assert set(record) == {"n_values", "curves", "verdicts", "underfit", "cnn5_task", "requested_task", "fallback",
-                           "fallback_reason"}
+                           "fallback_reason", "learning_rates", "unpiloted"}
+    assert record["learning_rates"]["myrtle"] == {"2": 4.0, "4": 2.0, "8": 8.0}
     assert record["cnn5_task"] == record["requested_task"] == "synthetic-bin" and record["fallback"] is False
     results.write_json(tmp_path / "r.json", record)
     back = json.loads((tmp_path / "r.json").read_text())
@@ -130,7 +150,8 @@ def test_check_refuses_bad_section_parameters(setup, offline):
     assert width.check(setup, **OPTIONS) == []
     for name, bad in [("n_values", [32, 16]), ("widths_sweep", [4]), ("cnn5_widths", [2, 2, 4]), ("n_fixed", 0),
                       ("widths_scaling", []), ("widths_scaling", [4, 4]), ("svhn_task", "svhn"),
-                      ("svhn_fallback_task", "mnist")]:
+                      ("svhn_fallback_task", "mnist"), ("lr_by_width", {4: 0.0}), ("lr_by_width", {0: 1.0}),
+                      ("cnn5_lr_by_width", {"4": 1.0}), ("cnn5_lr_by_width", [1.0])]:
         problems = width.check(setup, **{**OPTIONS, name: bad})
         assert problems and any(p.startswith(f"{name}:") for p in problems), (name, problems)
     small = shared.Setup.from_parameters({**TINY, "image_size": 4})
@@ -157,6 +178,10 @@ def test_notebook_parameters_are_the_sections(monkeypatch, offline):
                                                 "svhn_fallback_task": "synthetic-bin"})
     assert setup_.parameterization == "ntk" and setup_.recipe.lr == 8.0
     assert set(options) == {"n_values", "widths_scaling", "widths_sweep", "n_fixed", "svhn_task",
-                            "svhn_fallback_task", "cnn5_widths"}
+                            "svhn_fallback_task", "cnn5_widths", "lr_by_width", "cnn5_lr_by_width"}
+    # the default tables are the committed pilot's choices, width by width
+    pilot = json.loads((ROOT / "outputs/reference/pilot/width.json").read_text())["panels"]
+    assert options["lr_by_width"] == {int(w): v["lr"] for w, v in pilot["myrtle"].items()}
+    assert options["cnn5_lr_by_width"] == {int(w): v["lr"] for w, v in pilot["cnn5"].items()}
     with pytest.raises(params.ParameterError, match="widths_sweep"):
         params.build("02_width", {"task": "synthetic-bin", "widths_sweep": "[8, 4]"})

@@ -1,8 +1,10 @@
 """Section 3, Figure 2: wider networks move toward the infinite NTK, and lose.
 
 All networks are in the setup's parameterization (notebook 02: the NTK parameterization, in
-which a network approaches its infinite-NTK model as the width grows at a fixed learning rate)
-and trained with the setup's recipe. Per data draw and seed, outcomes ``wrong`` (D, S, K, T)
+which a network approaches its infinite-NTK model as the width grows) and trained with the
+setup's recipe at each width's own learning rate, ``lr_by_width[w]`` (Myrtle-CNN) or
+``cnn5_lr_by_width[w]`` (5-layer CNN), chosen on validation by ``benchmarks/pilot_width.py``; a
+width the table does not list trains at the setup's ``lr`` (the Result names it). Per data draw and seed, outcomes ``wrong`` (D, S, K, T)
 (ntk_utils.experiments) of:
 
     (a) data scaling     the Myrtle-CNN (``setup.depth``) at each width of ``widths_scaling``,
@@ -41,6 +43,17 @@ def label(width):
     return f"network (width {width})"
 
 
+def recipe(setup, width, lrs):
+    """The train.TrainConfig of ``width``: the setup's recipe at the learning rate ``lrs`` (a
+    {width: lr} table) gives the width, else at the setup's ``lr``."""
+    return dataclasses.replace(setup.recipe, lr=float(lrs.get(width, setup.recipe.lr)))
+
+
+def learning_rates(setup, widths, lrs):
+    """{width: lr} each width of ``widths`` trains at (:func:`recipe`)."""
+    return {w: recipe(setup, w, lrs).lr for w in widths}
+
+
 def myrtle(setup, width):
     """Panels (a) and (b)'s network: the setup's Myrtle-CNN (depth, parameterization) at ``width``."""
     return setup.network(width=width)
@@ -66,9 +79,18 @@ def infinite_sizes(n_values, n_fixed):
     return sorted(set(n_values) | {n_fixed})
 
 
-def check(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_fallback_task, cnn5_widths):
+def _lr_table_problems(name, lrs):
+    if not isinstance(lrs, dict):
+        return [f"{name}: {lrs!r} must be a {{width: learning rate}} table"]
+    return [f"{name}: {w!r}: {lr!r} must map a positive integer width to a positive rate" for w, lr in lrs.items()
+            if isinstance(w, bool) or not isinstance(w, int) or w < 1 or isinstance(lr, bool)
+            or not isinstance(lr, (int, float)) or not lr > 0]
+
+
+def check(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_fallback_task, cnn5_widths,
+          lr_by_width, cnn5_lr_by_width):
     """Problems with this section's parameters (a list of sentences; empty when fine)."""
-    problems = (checks.sizes("n_values", n_values) + checks.positive("widths_scaling", widths_scaling)
+    problems = (_lr_table_problems("lr_by_width", lr_by_width) + _lr_table_problems("cnn5_lr_by_width", cnn5_lr_by_width) +checks.sizes("n_values", n_values) + checks.positive("widths_scaling", widths_scaling)
                 + checks.sizes("widths_sweep", widths_sweep) + checks.positive("n_fixed", n_fixed)
                 + checks.sizes("cnn5_widths", cnn5_widths)
                 + checks.one_of("svhn_task", svhn_task, data.TASKS)
@@ -104,6 +126,8 @@ class Result(experiments.Findings):
     cnn5_task: str        # the task panel (c) ran on
     requested_task: str   # svhn_task
     fallback_reason: object   # why panel (c) ran on svhn_fallback_task (no machine paths), or None
+    learning_rates: dict      # {"myrtle": {width: lr}, "cnn5": {width: lr}}: the rate each width trained at
+    unpiloted: dict           # {"myrtle": [widths], "cnn5": [widths]} not in the pilot's tables (the setup's lr)
 
     @property
     def fallback(self):
@@ -119,13 +143,20 @@ class Result(experiments.Findings):
         return {"n_values": self.n_values, "curves": self.curves,
                 "verdicts": {v.claim: v.as_dict() for v in self.verdicts}, "underfit": self.underfit,
                 "cnn5_task": self.cnn5_task, "requested_task": self.requested_task, "fallback": self.fallback,
-                "fallback_reason": self.fallback_reason}
+                "fallback_reason": self.fallback_reason,
+                "learning_rates": {k: {str(w): lr for w, lr in v.items()} for k, v in self.learning_rates.items()},
+                "unpiloted": self.unpiloted}
 
     def markdown(self):
         """The Result paragraph, from this run's numbers."""
         fit = f" {self.caveat}." if self.caveat else \
             f" Every network fit its training set (train error at most {self.setup.thresholds.underfit_train_error})."
-        return (f"On {self.setup.describe()}, {self.setup.parameterization} parameterization"
+        rates = "; ".join(f"{arch} " + ", ".join(f"width {w}: {lr:g}" for w, lr in lrs.items())
+                          for arch, lrs in self.learning_rates.items())
+        unpiloted = "; ".join(f"{arch} width {', '.join(map(str, ws))}" for arch, ws in self.unpiloted.items() if ws)
+        return (f"On {self.setup.describe()}, {self.setup.parameterization} parameterization, learning rate per "
+                f"width from the validation pilot ({rates})"
+                + (f"; NOT in the pilot, at the setup's lr {self.setup.recipe.lr:g}: {unpiloted}" if unpiloted else "")
                 + (f"; panel (c) ran on {self.cnn5_task}, not {self.requested_task}: {self.fallback_reason}"
                    if self.fallback else "")
                 + ". " + claims.paragraph(self.plain) + fit)
@@ -142,7 +173,8 @@ def _side_tasks(setup, n_fixed, svhn_task, svhn_fallback_task):
         return svhn_fallback_task, reason, setup.tasks(n_fixed, task=svhn_fallback_task)
 
 
-def run(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_fallback_task, cnn5_widths):
+def run(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_fallback_task, cnn5_widths,
+        lr_by_width, cnn5_lr_by_width):
     """Train the networks and fit the kernels of panels (a), (b) and (c); return the claims."""
     th, seeds, draws, ridge = setup.thresholds, setup.seeds, setup.data_seeds, setup.ridge
     tasks = setup.tasks(max(infinite_sizes(n_values, n_fixed)))
@@ -154,7 +186,8 @@ def run(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_
     train_errors = {}   # (draws, seeds, points) per group of networks, for the underfit caveats
 
     def networks(task, width):
-        wrong, trained = experiments.network_outcomes(myrtle(setup, width), task, n_values, seeds, setup.recipe)
+        wrong, trained = experiments.network_outcomes(myrtle(setup, width), task, n_values, seeds,
+                                                      recipe(setup, width, lr_by_width))
         train_errors.setdefault(f"width {width}", []).append(
             experiments.training_fit(trained, seeds, n_values)["train_error"])
         return wrong
@@ -162,14 +195,18 @@ def run(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_
     outcomes = {label(w): experiments.over_draws(lambda d, w=w: networks(d, w), tasks) for w in widths_scaling}
     outcomes[LIMIT] = infinite[:, :, [ns_inf.index(n) for n in n_values]]
     sweep = experiments.over_draws(lambda d: experiments.width_sweep(lambda w: myrtle(setup, w), widths_sweep, d,
-                                                                     n_fixed, seeds, setup.recipe, ridge=ridge), tasks)
+                                                                     n_fixed, seeds,
+                                                                     lambda w: recipe(setup, w, lr_by_width),
+                                                                     ridge=ridge), tasks)
     sweep_limit = infinite[:, :, [ns_inf.index(n_fixed)]]
     sweep_fit = sweep.pop("train_error")
 
     # (c): cnn5 on svhn_task, or on svhn_fallback_task when it cannot be loaded
     cnn5_task, fallback_reason, cnn5_tasks = _side_tasks(setup, n_fixed, svhn_task, svhn_fallback_task)
     cnn5_sweep = experiments.over_draws(lambda d: experiments.width_sweep(lambda w: cnn5(setup, w), cnn5_widths, d,
-                                                                          n_fixed, seeds, setup.recipe, ridge=ridge),
+                                                                          n_fixed, seeds,
+                                                                          lambda w: recipe(setup, w, cnn5_lr_by_width),
+                                                                          ridge=ridge),
                                         cnn5_tasks)
     cnn5_limit = experiments.over_draws(lambda d: experiments.infinite_outcomes(cnn5(setup, 1), d, [n_fixed], ridge),
                                         cnn5_tasks)
@@ -211,21 +248,28 @@ def run(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_
     saved = {**outcomes, **{f"(b) {k}": v for k, v in sweep.items()}, **{f"(c) {k}": v for k, v in cnn5_sweep.items()},
              f"(b) {LIMIT}": sweep_limit, f"(c) {LIMIT}": cnn5_limit}   # every verdict's inputs
     return Result(setup, list(n_values), list(widths_scaling), list(widths_sweep), n_fixed, list(cnn5_widths),
-                  cnn5_task, svhn_task, fallback_reason, outcomes=saved, curves=curves, underfit=underfit,
+                  cnn5_task, svhn_task, fallback_reason,
+                  {"myrtle": learning_rates(setup, sorted(set(widths_scaling) | set(widths_sweep)), lr_by_width),
+                   "cnn5": learning_rates(setup, cnn5_widths, cnn5_lr_by_width)},
+                  {"myrtle": sorted((set(widths_scaling) | set(widths_sweep)) - set(lr_by_width)),
+                   "cnn5": [w for w in cnn5_widths if w not in cnn5_lr_by_width]}, outcomes=saved, curves=curves, underfit=underfit,
                   verdicts=verdicts, plain=plain, caveat=caveat)
 
 
-def work(tally, setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_fallback_task, cnn5_widths):
+def work(tally, setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_fallback_task, cnn5_widths,
+         lr_by_width, cnn5_lr_by_width):
     """Declare to ``tally`` (an ntk_utils.estimate.Work) the networks and kernels :func:`run`
     computes, with its measurements per data draw (panel (c) on :func:`side_task`)."""
-    seeds, recipe, side = setup.seeds, setup.recipe, side_task(svhn_task, svhn_fallback_task)
+    seeds, side = setup.seeds, side_task(svhn_task, svhn_fallback_task)
     for d in setup.data_seeds:
         draw, side_draw = tally.draw(d), tally.draw(d, side)
         tally.infinite_outcomes(myrtle(setup, 1), draw, infinite_sizes(n_values, n_fixed))
         for w in widths_scaling:
-            tally.network_outcomes(myrtle(setup, w), draw, n_values, seeds, recipe)
-        tally.width_sweep(lambda w: myrtle(setup, w), widths_sweep, draw, n_fixed, seeds, recipe)
-        tally.width_sweep(lambda w: cnn5(setup, w), cnn5_widths, side_draw, n_fixed, seeds, recipe)
+            tally.network_outcomes(myrtle(setup, w), draw, n_values, seeds, recipe(setup, w, lr_by_width))
+        tally.width_sweep(lambda w: myrtle(setup, w), widths_sweep, draw, n_fixed, seeds,
+                          lambda w: recipe(setup, w, lr_by_width))
+        tally.width_sweep(lambda w: cnn5(setup, w), cnn5_widths, side_draw, n_fixed, seeds,
+                          lambda w: recipe(setup, w, cnn5_lr_by_width))
         tally.infinite_outcomes(cnn5(setup, 1), side_draw, [n_fixed])
 
 
