@@ -14,7 +14,8 @@ Search, per width, on the ladder ``LADDER`` (factors of 2): start at three rungs
 ``START``; while the best (lowest mean validation error over the width's n; a diverged run counts
 as chance, 0.5) sits at an edge of the rungs tried and a further rung exists, try it. So the rate
 chosen is inside the rungs tried unless it is the ladder's end, which the table says.
-Notebook 02's ``lr_by_width`` / ``cnn5_lr_by_width`` defaults quote the choice this writes.
+Notebook 02's ``lr_by_width`` / ``cnn5_lr_by_width`` defaults quote the choice this writes; the
+file is written after every width, and a rerun resumes: it keeps the widths already in it.
 """
 import argparse
 import json
@@ -28,9 +29,9 @@ from ntk_utils import experiments, models, regression, train
 LADDER = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 START = 4.0
 N_SWEEP, N_SCALING = 256, (64, 256, 1024)
-PANELS = {"myrtle": {8: (N_SWEEP,), 16: N_SCALING, 32: (N_SWEEP,), 64: N_SCALING, 128: (N_SWEEP,),
-                     256: (N_SWEEP,)},
-          "cnn5": {w: (N_SWEEP,) for w in (4, 8, 16, 32, 64)}}
+# (architecture, width, n) in running order; Myrtle width 256 last: one rung costs ~3 min on 2 cores
+WIDTHS = ([("myrtle", w, N_SCALING if w in (16, 64) else (N_SWEEP,)) for w in (8, 16, 32, 64, 128)]
+          + [("cnn5", w, (N_SWEEP,)) for w in (4, 8, 16, 32, 64)] + [("myrtle", 256, (N_SWEEP,))])
 CHANCE = 0.5
 
 
@@ -78,17 +79,19 @@ def main():
     task = experiments.load("cifar10-pair", max(N_SCALING), 1, image_size=8, data_seed=0, val_size=500)
     out = {"task": "cifar10-pair", "image_size": 8, "parameterization": "ntk", "seed": 0, "data_seed": 0,
            "validation": "the draw's 500 validation images", "ladder": LADDER, "start": START, "panels": {}}
-    for name, widths in PANELS.items():
-        out["panels"][name] = {}
-        for width, ns in widths.items():
-            arch = models.arch_from_config(name, width, 5, "ntk")
-            lr, rows = search(arch, task, ns)
-            out["panels"][name][str(width)] = {"ns": list(ns), "lr": lr, "at_ladder_end": lr in (LADDER[0], LADDER[-1]),
-                                               "rows": rows}
-            print(f"{name} width {width}: lr {lr}", flush=True)
-            os.makedirs(os.path.dirname(args.out), exist_ok=True)
-            with open(args.out, "w") as f:   # after every width: an interrupted pilot keeps what it chose
-                json.dump(out, f, indent=1)
+    if os.path.exists(args.out):   # resume: keep the widths an interrupted pilot already chose
+        with open(args.out) as f:
+            out["panels"] = json.load(f)["panels"]
+    for name, width, ns in WIDTHS:
+        chosen = out["panels"].setdefault(name, {})
+        if str(width) in chosen:
+            continue
+        lr, rows = search(models.arch_from_config(name, width, 5, "ntk"), task, ns)
+        chosen[str(width)] = {"ns": list(ns), "lr": lr, "at_ladder_end": lr in (LADDER[0], LADDER[-1]), "rows": rows}
+        print(f"{name} width {width}: lr {lr}", flush=True)
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+        with open(args.out, "w") as f:   # after every width: an interrupted pilot keeps what it chose
+            json.dump(out, f, indent=1)
     for name, widths in out["panels"].items():
         print(f"{name}: " + ", ".join(f"width {w}: lr {v['lr']}" for w, v in widths.items()))
 

@@ -176,7 +176,7 @@ def test_check_sizes_against_the_task_panel_c_will_use(setup, offline):
 def test_notebook_parameters_are_the_sections(monkeypatch, offline):
     setup_, options = params.build("02_width", {"task": "synthetic-bin", "n_test": 64, "svhn_task": "synthetic-bin",
                                                 "svhn_fallback_task": "synthetic-bin"})
-    assert setup_.parameterization == "ntk" and setup_.recipe.lr == 8.0
+    assert setup_.parameterization == "ntk" and setup_.recipe.lr == 2.0
     assert set(options) == {"n_values", "widths_scaling", "widths_sweep", "n_fixed", "svhn_task",
                             "svhn_fallback_task", "cnn5_widths", "lr_by_width", "cnn5_lr_by_width"}
     # the default tables are the committed pilot's choices, width by width

@@ -11,7 +11,7 @@ from ntk_utils import claims, parameters_cell, params, sections, setup, train
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SECTION_NOTEBOOKS = [nb for nb in sections.NOTEBOOKS if sections.uses_setup(nb)]
 # Where a notebook's default for a shared parameter deliberately differs from Setup's.
-DELIBERATE = {"02_width": {"parameterization": "ntk", "lr": 8.0}}   # width limits: NTK parameterization
+DELIBERATE = {"02_width": {"parameterization": "ntk", "lr": 2.0}}   # width limits: NTK parameterization
 
 
 def test_setup_defaults_are_the_owners_defaults():
