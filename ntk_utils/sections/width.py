@@ -4,8 +4,8 @@ All networks are in the setup's parameterization (notebook 02: the NTK parameter
 which a network approaches its infinite-NTK model as the width grows) and trained with the
 setup's recipe at each width's own learning rate, ``lr_by_width[w]`` (Myrtle-CNN) or
 ``cnn5_lr_by_width[w]`` (5-layer CNN), chosen on validation by ``benchmarks/pilot_width.py``; a
-width the table does not list trains at the setup's ``lr`` (the Result names it). Per data draw and seed, outcomes ``wrong`` (D, S, K, T)
-(ntk_utils.experiments) of:
+width the table does not list trains at the setup's ``lr`` (the Result names it). Per data draw
+and seed, outcomes ``wrong`` (D, S, K, T) (ntk_utils.experiments) of:
 
     (a) data scaling     the Myrtle-CNN (``setup.depth``) at each width of ``widths_scaling``,
                          for nested training sets of size n (``n_values``), and kernel regression
@@ -80,6 +80,7 @@ def infinite_sizes(n_values, n_fixed):
 
 
 def _lr_table_problems(name, lrs):
+    """Problems with a {width: learning rate} table (a list of sentences)."""
     if not isinstance(lrs, dict):
         return [f"{name}: {lrs!r} must be a {{width: learning rate}} table"]
     return [f"{name}: {w!r}: {lr!r} must map a positive integer width to a positive rate" for w, lr in lrs.items()
@@ -90,7 +91,9 @@ def _lr_table_problems(name, lrs):
 def check(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_fallback_task, cnn5_widths,
           lr_by_width, cnn5_lr_by_width):
     """Problems with this section's parameters (a list of sentences; empty when fine)."""
-    problems = (_lr_table_problems("lr_by_width", lr_by_width) + _lr_table_problems("cnn5_lr_by_width", cnn5_lr_by_width) +checks.sizes("n_values", n_values) + checks.positive("widths_scaling", widths_scaling)
+    problems = (_lr_table_problems("lr_by_width", lr_by_width)
+                + _lr_table_problems("cnn5_lr_by_width", cnn5_lr_by_width)
+                + checks.sizes("n_values", n_values) + checks.positive("widths_scaling", widths_scaling)
                 + checks.sizes("widths_sweep", widths_sweep) + checks.positive("n_fixed", n_fixed)
                 + checks.sizes("cnn5_widths", cnn5_widths)
                 + checks.one_of("svhn_task", svhn_task, data.TASKS)
@@ -247,13 +250,14 @@ def run(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_
 
     saved = {**outcomes, **{f"(b) {k}": v for k, v in sweep.items()}, **{f"(c) {k}": v for k, v in cnn5_sweep.items()},
              f"(b) {LIMIT}": sweep_limit, f"(c) {LIMIT}": cnn5_limit}   # every verdict's inputs
+    myrtle_widths = sorted(set(widths_scaling) | set(widths_sweep))
+    rates = {"myrtle": learning_rates(setup, myrtle_widths, lr_by_width),
+             "cnn5": learning_rates(setup, cnn5_widths, cnn5_lr_by_width)}
+    unpiloted = {"myrtle": [w for w in myrtle_widths if w not in lr_by_width],
+                 "cnn5": [w for w in cnn5_widths if w not in cnn5_lr_by_width]}
     return Result(setup, list(n_values), list(widths_scaling), list(widths_sweep), n_fixed, list(cnn5_widths),
-                  cnn5_task, svhn_task, fallback_reason,
-                  {"myrtle": learning_rates(setup, sorted(set(widths_scaling) | set(widths_sweep)), lr_by_width),
-                   "cnn5": learning_rates(setup, cnn5_widths, cnn5_lr_by_width)},
-                  {"myrtle": sorted((set(widths_scaling) | set(widths_sweep)) - set(lr_by_width)),
-                   "cnn5": [w for w in cnn5_widths if w not in cnn5_lr_by_width]}, outcomes=saved, curves=curves, underfit=underfit,
-                  verdicts=verdicts, plain=plain, caveat=caveat)
+                  cnn5_task, svhn_task, fallback_reason, rates, unpiloted, outcomes=saved, curves=curves,
+                  underfit=underfit, verdicts=verdicts, plain=plain, caveat=caveat)
 
 
 def work(tally, setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_fallback_task, cnn5_widths,
