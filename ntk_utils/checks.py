@@ -30,5 +30,13 @@ def positive(name, value, low=1):
     return [] if ok else [f"{name}: {value!r} must be an integer >= {low} (or a non-empty list of them)"]
 
 
+def rate_table(name, value):
+    """A {positive integer width: positive learning rate} table (notebook 02's per-width rates)."""
+    if not isinstance(value, dict):
+        return [f"{name}: {value!r} must be a {{width: learning rate}} table"]
+    return [f"{name}: {w!r}: {lr!r} must map a positive integer width to a positive rate"
+            for w, lr in value.items() if not (is_int(w) and w > 0 and is_number(lr) and lr > 0)]
+
+
 def one_of(name, value, allowed):
     return [] if value in allowed else [f"{name}: {value!r} must be one of {list(allowed)}"]

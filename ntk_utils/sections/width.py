@@ -79,20 +79,10 @@ def infinite_sizes(n_values, n_fixed):
     return sorted(set(n_values) | {n_fixed})
 
 
-def _lr_table_problems(name, lrs):
-    """Problems with a {width: learning rate} table (a list of sentences)."""
-    if not isinstance(lrs, dict):
-        return [f"{name}: {lrs!r} must be a {{width: learning rate}} table"]
-    return [f"{name}: {w!r}: {lr!r} must map a positive integer width to a positive rate" for w, lr in lrs.items()
-            if isinstance(w, bool) or not isinstance(w, int) or w < 1 or isinstance(lr, bool)
-            or not isinstance(lr, (int, float)) or not lr > 0]
-
-
 def check(setup, n_values, widths_scaling, widths_sweep, n_fixed, svhn_task, svhn_fallback_task, cnn5_widths,
           lr_by_width, cnn5_lr_by_width):
     """Problems with this section's parameters (a list of sentences; empty when fine)."""
-    problems = (_lr_table_problems("lr_by_width", lr_by_width)
-                + _lr_table_problems("cnn5_lr_by_width", cnn5_lr_by_width)
+    problems = (checks.rate_table("lr_by_width", lr_by_width) + checks.rate_table("cnn5_lr_by_width", cnn5_lr_by_width)
                 + checks.sizes("n_values", n_values) + checks.positive("widths_scaling", widths_scaling)
                 + checks.sizes("widths_sweep", widths_sweep) + checks.positive("n_fixed", n_fixed)
                 + checks.sizes("cnn5_widths", cnn5_widths)
