@@ -9,7 +9,7 @@ RUNS   := outputs/runs
 REF    := outputs/reference
 GRID   := $(PY) -m ntk_utils.grid
 
-.PHONY: install quick cpu paper test test-current-jax bench publish-quick publish-cpu report report-reference
+.PHONY: install lab quick cpu paper test test-current-jax bench publish-quick publish-cpu report report-reference
 
 install: $(STAMP)
 
@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps $$($(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["tool"]["ntk-limits"]["no-deps"])')
 	$(PY) -c 'import ntk_utils; print("ntk_utils ready:", ntk_utils.versions_summary())'
 	@touch $@
+
+# JupyterLab on the repository, the notebooks' .py files opening as notebooks (the settings in
+# jupyterlab-settings/overrides.json: no per-user setup). LAB_ARGS, e.g. --port 8890 --no-browser.
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.app_settings_dir=$(CURDIR)/jupyterlab-settings $(LAB_ARGS)
 
 quick: $(STAMP)
 	$(GRID) run parameters/quick.yaml --root $(RUNS)

@@ -1,11 +1,7 @@
 # ---
 # jupyter:
-#   jupytext:
-#     text_representation:
-#       extension: .py
-#       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -44,9 +40,9 @@ from ntk_utils.sections import summary
 _before_parameters = set(globals())
 
 # %% tags=["parameters"]
-grid_file = "parameters/quick.yaml"
-grid_dir = "outputs/runs/quick"
-output_dir = "outputs/runs/quick/figures"
+grid_file = "parameters/quick.yaml"        # the grid file, relative to the repository root
+grid_dir = "outputs/runs/quick"            # the grid's folder of cells, relative to the repository root (or absolute)
+output_dir = "outputs/runs/quick/figures"  # where the summary, Figure 1 and summary.json are written
 
 # %% [markdown]
 # Only the cells of the grid file as it is now, whose `results.json` matches their current

@@ -1,11 +1,7 @@
 # ---
 # jupyter:
-#   jupytext:
-#     text_representation:
-#       extension: .py
-#       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -103,21 +99,51 @@ from ntk_utils.sections import width as width_section   # not `width`: that name
 _before_parameters = set(globals())
 
 # %% tags=["parameters"]
-n_values = [64, 128, 256, 512, 1024]
-widths_scaling = [16, 64]
-widths_sweep = [4, 8, 16, 32, 64, 128]
-n_fixed = 256
-svhn_task = "svhn-parity"
-svhn_fallback_task = "cifar10-pair"
-cnn5_widths = [2, 4, 8, 16, 32]
+n_values = [64, 128, 256, 512, 1024]                                   # training-set sizes n of panel (a)
+widths_scaling = [16, 64]                                              # panel (a): the widths whose data-scaling curves are compared
+widths_sweep = [4, 8, 16, 32, 64, 128]                                 # panel (b): Myrtle widths at n_fixed
+n_fixed = 256                                                          # panels (b), (c): the training-set size of the width sweeps
+svhn_task = "svhn-parity"                                              # panel (c): the 5-layer CNN's task
+svhn_fallback_task = "cifar10-pair"                                    # panel (c): its task where svhn_task's files are absent
+cnn5_widths = [2, 4, 8, 16, 32]                                        # panel (c): 5-layer CNN widths at n_fixed
 # Each width's learning rate, chosen on validation by benchmarks/pilot_width.py (see above).
-lr_by_width = {8: 2.0, 16: 2.0, 32: 1.0, 64: 4.0, 128: 4.0, 256: 2.0}
-cnn5_lr_by_width = {4: 1.0, 8: 4.0, 16: 2.0, 32: 16.0, 64: 8.0}
+lr_by_width = {8: 2.0, 16: 2.0, 32: 1.0, 64: 4.0, 128: 4.0, 256: 2.0}  # Myrtle: {width: learning rate}, from the validation pilot
+cnn5_lr_by_width = {4: 1.0, 8: 4.0, 16: 2.0, 32: 16.0, 64: 8.0}        # 5-layer CNN: {width: learning rate}, from the validation pilot
 # Deliberately not the shared defaults: width limits need the NTK parameterization; `lr` is the
 # rate of a width the tables above do not list.
-parameterization = "ntk"
-lr = 2.0
-output_dir = "outputs/notebooks/02_width"
+parameterization = "ntk"                                               # ntk: the width limits are those of the NTK parameterization
+lr = 2.0                                                               # the rate of a width the tables do not list
+output_dir = "outputs/notebooks/02_width"                              # where results.json, outcomes.npz and the figure are written
+# The shared parameters: the defaults of ntk_utils.setup.Setup, train.TrainConfig and
+# claims.Thresholds, written by `python -m ntk_utils.parameters_cell` (do not edit here).
+task = "cifar10-pair"        # data.TASKS; CIFAR-10 airplane vs automobile, the CPU stand-in
+classes = None               # ((+1 ids), (-1 ids)), e.g. ((3,), (5,)); None: the task's pair
+image_size = 8               # pixels per side (32: full resolution)
+n_test = 2000                # test images (the pair's whole CIFAR-10 test split)
+val_size = 500               # validation images per data draw (never trained on)
+data_seeds = [0]             # data draws: each its own training pool and validation set
+seeds = [0, 1]               # network seeds: initialization and batch order
+arch = "myrtle"              # models.arch_from_config: myrtle, cnn5, mlp
+depth = 5                    # layers (Myrtle: 5, 7 or 10)
+width = 64                   # channels (hidden units of the MLP)
+ridge = 0.0                  # kernel ridge, times mean(diag K); 0: ridgeless
+momentum = 0.9               # heavy-ball momentum; 0: plain SGD
+batch_size = 128             # minibatch size from n of min_batches · batch_size on
+min_batches = 2              # below that n: at least this many minibatches per pass
+full_batch = False           # full-batch gradient descent instead of minibatches
+epochs = 40                  # passes over the training set
+min_steps = 400              # at least this many steps (small n)
+schedule = "cosine"          # "cosine" or "constant"
+loss = "mse"                 # "mse" or "xent"
+early_stopping = False       # return the best-validation-loss parameters
+center = False               # train f - f0 (output 0 at initialization)
+n_boot = 1000                # bootstrap resamples of every interval
+alpha_margin = 0.02          # held: the interval of Δα lies above this margin
+fit_min_n = 0                # exponents fitted on n from this on (0: every n)
+alike_tolerance = 0.05       # two exponents are alike within ±this
+track_tolerance = 1.15       # an after-kernel tracks the network within this factor
+improve_fraction = 0.25      # keeps improving: the late half's share of the gain
+underfit_train_error = 0.02  # networks erring more on their training set are flagged
 
 # %%
 parameters = results.collect_parameters(globals(), _before_parameters)

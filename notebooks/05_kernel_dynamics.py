@@ -1,11 +1,7 @@
 # ---
 # jupyter:
-#   jupytext:
-#     text_representation:
-#       extension: .py
-#       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -66,13 +62,45 @@ from ntk_utils.sections import kernel_dynamics
 _before_parameters = set(globals())
 
 # %% tags=["parameters"]
-n_values = [64, 128, 256, 512, 1024]
-n_train = 1024
-n_snapshots = 6
-first_snapshot = 4
-snapshot_steps = []
-t_scaling = [0, 2, 4, -1]
-output_dir = "outputs/notebooks/05_kernel_dynamics"
+n_values = [64, 128, 256, 512, 1024]                 # training-set sizes n of the kernel regressions
+n_train = 1024                                       # the network's training-set size
+n_snapshots = 6                                      # kernel snapshots after t 0, log-spaced
+first_snapshot = 4                                   # the first snapshot's step
+snapshot_steps = []                                  # explicit snapshot steps (empty: log-spaced)
+t_scaling = [0, 2, 4, -1]                            # indices into the snapshots that get a data-scaling curve (-1: last)
+output_dir = "outputs/notebooks/05_kernel_dynamics"  # where results.json, outcomes.npz and the figures are written
+# The shared parameters: the defaults of ntk_utils.setup.Setup, train.TrainConfig and
+# claims.Thresholds, written by `python -m ntk_utils.parameters_cell` (do not edit here).
+task = "cifar10-pair"          # data.TASKS; CIFAR-10 airplane vs automobile, the CPU stand-in
+classes = None                 # ((+1 ids), (-1 ids)), e.g. ((3,), (5,)); None: the task's pair
+image_size = 8                 # pixels per side (32: full resolution)
+n_test = 2000                  # test images (the pair's whole CIFAR-10 test split)
+val_size = 500                 # validation images per data draw (never trained on)
+data_seeds = [0]               # data draws: each its own training pool and validation set
+seeds = [0, 1]                 # network seeds: initialization and batch order
+arch = "myrtle"                # models.arch_from_config: myrtle, cnn5, mlp
+depth = 5                      # layers (Myrtle: 5, 7 or 10)
+width = 64                     # channels (hidden units of the MLP)
+parameterization = "standard"  # as practitioners train; "ntk" for width limits (notebook 02)
+ridge = 0.0                    # kernel ridge, times mean(diag K); 0: ridgeless
+lr = 0.1                       # standard parameterization (NTK parameterization: O(1) rates)
+momentum = 0.9                 # heavy-ball momentum; 0: plain SGD
+batch_size = 128               # minibatch size from n of min_batches · batch_size on
+min_batches = 2                # below that n: at least this many minibatches per pass
+full_batch = False             # full-batch gradient descent instead of minibatches
+epochs = 40                    # passes over the training set
+min_steps = 400                # at least this many steps (small n)
+schedule = "cosine"            # "cosine" or "constant"
+loss = "mse"                   # "mse" or "xent"
+early_stopping = False         # return the best-validation-loss parameters
+center = False                 # train f - f0 (output 0 at initialization)
+n_boot = 1000                  # bootstrap resamples of every interval
+alpha_margin = 0.02            # held: the interval of Δα lies above this margin
+fit_min_n = 0                  # exponents fitted on n from this on (0: every n)
+alike_tolerance = 0.05         # two exponents are alike within ±this
+track_tolerance = 1.15         # an after-kernel tracks the network within this factor
+improve_fraction = 0.25        # keeps improving: the late half's share of the gain
+underfit_train_error = 0.02    # networks erring more on their training set are flagged
 
 # %% [markdown]
 # `t_scaling` holds indices into the grid $[0, t_1, \dots, t_K]$ (0 = init, -1 = the last

@@ -1,11 +1,7 @@
 # ---
 # jupyter:
-#   jupytext:
-#     text_representation:
-#       extension: .py
-#       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -54,23 +50,23 @@ from ntk_utils.sections import primer
 _before_parameters = set(globals())
 
 # %% tags=["parameters"]
-task = "cifar10-pair"
-classes = None          # e.g. [[3], [5]]: cat vs dog; None: the task's pair
-image_size = 8
-n_train = 256
-n_test = 500
-widths = [16, 64, 256, 1024, 4096]   # parts 1-2: NTK parameterization
-depth = 1
-lr = 1.0                # parts 1-2: full-batch gradient descent, constant step
-steps = 300
-seed = 0
-rich_width = 64         # part 3: standard parameterization
-rich_lr = 0.05
-n_snapshots = 6         # part 3: kernels at t = 0 and at log-spaced steps up to `steps`
-n_values = [64, 128, 256, 512, 1024]   # part 4
-scaling_width = 1024
-lr_candidates = [0.25, 1.0, 4.0]       # part 4: the step is chosen on the validation split
-output_dir = "outputs/notebooks/primer"
+task = "cifar10-pair"                    # the data (data.TASKS)
+classes = None                           # e.g. [[3], [5]]: cat vs dog; None: the task's pair
+image_size = 8                           # pixels per side
+n_train = 256                            # training images
+n_test = 500                             # test images
+widths = [16, 64, 256, 1024, 4096]       # parts 1-2: NTK parameterization
+depth = 1                                # hidden layers of the MLP
+lr = 1.0                                 # parts 1-2: full-batch gradient descent, constant step
+steps = 300                              # gradient-descent steps
+seed = 0                                 # network seed
+rich_width = 64                          # part 3: standard parameterization
+rich_lr = 0.05                           # part 3: the standard network's learning rate
+n_snapshots = 6                          # part 3: kernels at t 0 and at log-spaced steps up to `steps`
+n_values = [64, 128, 256, 512, 1024]     # part 4
+scaling_width = 1024                     # part 4: the network's width
+lr_candidates = [0.25, 1.0, 4.0]         # part 4: the step is chosen on the validation split
+output_dir = "outputs/notebooks/primer"  # where results.json and the figure are written
 
 # %%
 parameters = results.collect_parameters(globals(), _before_parameters)

@@ -1,7 +1,7 @@
 """ntk_utils: the shared code behind the ntk-limits notebooks.
 
 Modules (each reads top to bottom), from the data up to the command line:
-    paths            the repository root; atomic file writes with the umask's permissions
+    paths            the repository root; paths as outputs show them; atomic file writes
     checks           small value checks every owner shares (a leaf: imports nothing of ntk_utils)
     downloads        the dataset files: official sources, checksummed, resumable downloads
     data             datasets of the paper (CIFAR-10, CIFAR-5m, SVHN) as binary ±1 tasks, class pairs
@@ -34,8 +34,10 @@ Modules (each reads top to bottom), from the data up to the command line:
     grid             the command line (python -m ntk_utils.grid run parameters/quick.yaml)
 """
 from ntk_utils._compat import check_versions, installed_versions
+from ntk_utils.paths import warnings_without_machine_paths
 
 check_versions()
+warnings_without_machine_paths()
 
 __version__ = "0.1.0"
 

@@ -32,7 +32,8 @@ value is recomputed and rewritten.
 :func:`stats` counts this process's hits and misses per kind and lists the corrupt files it
 recomputed; results.json records it (ntk_utils.results.metadata).
 
-Location: ``$NTK_CACHE_DIR``, else ``outputs/cache`` in the repository.
+Location: ``$NTK_CACHE_DIR``, else ``outputs/cache`` in a checkout of the repository, else
+``~/.cache/ntk-limits/cache`` (the package installed alone: Colab, pip).
 """
 import ast
 import collections
@@ -52,7 +53,7 @@ import warnings
 
 import numpy as np
 
-from ntk_utils.paths import REPO_ROOT, atomic_write
+from ntk_utils.paths import IN_CHECKOUT, REPO_ROOT, USER_CACHE, atomic_write
 
 PACKAGE = pathlib.Path(__file__).resolve().parent
 COMPUTES_CACHED = ("_compat.py", "models.py", "layers.py", "train.py", "regression.py", "kernels.py", "fast_ntk.py",
@@ -66,7 +67,8 @@ STALE_SECONDS = 3600   # a temporary file untouched this long is a killed write'
 
 
 def cache_dir():
-    path = pathlib.Path(os.environ.get("NTK_CACHE_DIR", REPO_ROOT / "outputs" / "cache"))
+    path = pathlib.Path(os.environ.get("NTK_CACHE_DIR") or (REPO_ROOT / "outputs" / "cache" if IN_CHECKOUT
+                                                            else USER_CACHE / "cache"))
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -33,7 +33,7 @@ import time
 
 from ntk_utils import parameters_cell
 from ntk_utils.gridfile import GridError, load_grid, notebook_path
-from ntk_utils.paths import REPO_ROOT
+from ntk_utils.paths import REPO_ROOT, for_repository
 
 Folders = collections.namedtuple("Folders", "finished running failed")
 
@@ -108,10 +108,8 @@ def grid_file_of(grid_dir, grid_file=None):
 
 def record_grid_file(grid_dir, grid_file):
     """Write ``grid_dir/grid.json``: the grid file (relative to the repository when inside it)."""
-    path = pathlib.Path(grid_file).resolve()
-    shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
     pathlib.Path(grid_dir).mkdir(parents=True, exist_ok=True)
-    (pathlib.Path(grid_dir) / "grid.json").write_text(json.dumps({"grid_file": str(shown)}) + "\n")
+    (pathlib.Path(grid_dir) / "grid.json").write_text(json.dumps({"grid_file": for_repository(grid_file)}) + "\n")
 
 
 def collect(grid_dir, grid_file=None):
@@ -137,12 +135,22 @@ def collect(grid_dir, grid_file=None):
 # ---------------------------------------------------------------- running one
 
 def execute(stem, parameters, out_dir, log_output=False):
-    """Execute one notebook with papermill into ``out_dir/notebook.ipynb`` (raises on error)."""
+    """Execute one notebook with papermill into ``out_dir/notebook.ipynb`` (raises on error). It
+    runs in ``out_dir`` and writes there (``output_dir = "."``), so the executed notebook names
+    no machine path and, opened elsewhere, writes beside itself."""
     import jupytext
+    import nbformat
     import papermill
-    papermill.execute_notebook(jupytext.read(notebook_path(stem)), str(out_dir / "notebook.ipynb"),
-                               parameters={**parameters, "output_dir": str(out_dir)}, progress_bar=False,
-                               log_output=log_output, cwd=str(REPO_ROOT), kernel_name="python3", language="python")
+    executed = out_dir / "notebook.ipynb"
+    try:
+        papermill.execute_notebook(jupytext.read(notebook_path(stem)), str(executed),
+                                   parameters={**parameters, "output_dir": "."}, progress_bar=False,
+                                   log_output=log_output, cwd=str(out_dir), kernel_name="python3", language="python")
+    finally:   # papermill records where it read and wrote: the source notebook, and this folder's file
+        if executed.exists():
+            nb = nbformat.read(executed, as_version=4)
+            nb.metadata.get("papermill", {}).update(input_path=f"notebooks/{stem}.py", output_path=executed.name)
+            nbformat.write(nb, executed)
 
 
 def keep_failed(grid_dir, cell, message):

@@ -80,13 +80,13 @@ class Thresholds:
                             least a quarter of the improvement since t = 0 (m = 0)
       underfit_train_error  0.02: a network misclassifying more of its own training set is flagged
     """
-    n_boot: int = 1000
-    alpha_margin: float = 0.02
-    fit_min_n: int = 0
-    alike_tolerance: float = 0.05
-    track_tolerance: float = 1.15
-    improve_fraction: float = 0.25
-    underfit_train_error: float = 0.02
+    n_boot: int = 1000                    # bootstrap resamples of every interval
+    alpha_margin: float = 0.02            # held: the interval of Δα lies above this margin
+    fit_min_n: int = 0                    # exponents fitted on n from this on (0: every n)
+    alike_tolerance: float = 0.05         # two exponents are alike within ±this
+    track_tolerance: float = 1.15         # an after-kernel tracks the network within this factor
+    improve_fraction: float = 0.25        # keeps improving: the late half's share of the gain
+    underfit_train_error: float = 0.02    # networks erring more on their training set are flagged
 
     def exponent_rule(self):
         """The options of :func:`scales_better` these thresholds set."""

@@ -8,9 +8,10 @@ flight) each cell is a submitit job with its notebook's ``resources`` (locally o
 ``timeout_min`` applies), started when the cells it waits for (``gridfile.dependencies``) have
 ended (:func:`run_jobs`); job files and logs go to ``<root>/<grid>/.submitit/``. A job that dies
 without returning (killed, out of memory, cancelled) leaves its cell in ``<cell>.failed/`` with
-the job's error in ``error.txt``; a timed-out or preempted job is requeued (up to 3 times) and
-starts its cell again, finished networks and kernels coming from the cache (``$NTK_CACHE_DIR``
-must be on a filesystem every node sees).
+the job's error in ``error.txt`` (on a cluster without accounting, where submitit cannot see
+such an end, ``squeue`` shows it: :func:`slurm_queue_state`); a timed-out or preempted job is
+requeued (up to 3 times) and starts its cell again, finished networks and kernels coming from
+the cache (``$NTK_CACHE_DIR`` must be on a filesystem every node sees).
 
 Either way each ended cell prints one line (done / FAILED, its seconds, why it failed) and one
 line per corrupt cache entry it found and recomputed (its results.json's
@@ -18,6 +19,7 @@ line per corrupt cache entry it found and recomputed (its results.json's
 """
 import itertools
 import json
+import logging
 import os
 import pathlib
 import signal
@@ -128,6 +130,53 @@ def _job_outcome(job, grid_dir, cell, submitted):
                                                f"(see {cell.id}.failed/error.txt)"
 
 
+# Slurm states of a job that has ended; squeue lists an ended job for MinJobAge (default 300 s).
+SLURM_ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "TIMEOUT"}
+RESULT_GRACE_SECONDS = 60   # an ended job's result file may take this long to appear on a shared filesystem
+
+
+def slurm_queue_state(job_id):
+    """The job's state as squeue shows it ("" once squeue no longer knows it; None where squeue
+    cannot be asked). submitit asks sacct, which a cluster without accounting cannot answer: its
+    jobs would never end for submitit when they end without a result (scancel, a killed node)."""
+    try:
+        done = subprocess.run(["squeue", "-h", "-t", "all", "-j", str(job_id), "-o", "%T"], capture_output=True,
+                              text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return "" if "Invalid job id" in done.stderr else None
+    return done.stdout.strip().splitlines()[0] if done.stdout.strip() else ""
+
+
+class _OnceFilter(logging.Filter):
+    """Lets the first of submitit's "Bypassing sacct error" warnings through (no accounting on the
+    cluster: states come from squeue then), not one per poll."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = False
+
+    def filter(self, record):
+        if "Bypassing sacct error" not in record.getMessage():
+            return True
+        if self.seen:
+            return False
+        self.seen = True
+        return True
+
+
+def _ended_without_result(job, ended_since):
+    """Whether a Slurm job that submitit still calls running has ended in squeue's view for
+    RESULT_GRACE_SECONDS without writing its result; ``ended_since`` {job id: when first seen ended}."""
+    state = slurm_queue_state(job.job_id)
+    if state is None or (state and state.split()[0] not in SLURM_ENDED):
+        ended_since.pop(job.job_id, None)
+        return None
+    first = ended_since.setdefault(job.job_id, time.time())
+    return (state or "no longer known to squeue") if time.time() - first > RESULT_GRACE_SECONDS else None
+
+
 def _exit_on_signal(signum, frame):
     sys.exit(128 + signum)      # a SystemExit: run_jobs cancels its jobs on the way out
 
@@ -147,6 +196,8 @@ def run_jobs(grid_file, grid_dir, grid_cells, todo, executor, workers):
     limit = workers or len(todo)
     waiting, running, failed = list(todo), {}, []                     # running: id -> (cell, job, env, start)
     bar, shown = tqdm(total=len(todo), desc=f"grid {grid}", unit="cell"), (None, 0.0)
+    ended_since, once = {}, _OnceFilter()
+    logging.getLogger("submitit").addFilter(once)
     handlers = {s: signal.signal(s, _exit_on_signal) for s in (signal.SIGTERM, signal.SIGHUP)} \
         if threading.current_thread() is threading.main_thread() else {}     # `kill`, a closed terminal
     try:
@@ -173,8 +224,16 @@ def run_jobs(grid_file, grid_dir, grid_cells, todo, executor, workers):
                 bar.set_postfix_str(postfix)
                 shown = (postfix, time.time())
             time.sleep(1.0 if executor == "local" else 15.0)
-            for cell, job, env, submitted in [r for r in running.values() if r[1].done()]:
-                ok, seconds, message = _job_outcome(job, grid_dir, cell, submitted)
+            for cell, job, env, submitted in list(running.values()):
+                if job.done():
+                    ok, seconds, message = _job_outcome(job, grid_dir, cell, submitted)
+                elif executor == "slurm" and (state := _ended_without_result(job, ended_since)):
+                    cells.keep_failed(grid_dir, cell, f"Slurm job {job.job_id} ended ({state}) without a result: "
+                                                      f"cancelled or killed. Its log: {job.paths.stderr}")
+                    ok, seconds, message = False, time.time() - submitted, \
+                        f"Slurm job {job.job_id} ended ({state}) without a result (see {cell.id}.failed/error.txt)"
+                else:
+                    continue
                 del running[cell.id]
                 if free is not None:
                     free.append(env)
@@ -188,6 +247,7 @@ def run_jobs(grid_file, grid_dir, grid_cells, todo, executor, workers):
         raise
     finally:
         bar.close()
+        logging.getLogger("submitit").removeFilter(once)
         for s, handler in handlers.items():
             signal.signal(s, handler)
     return [c.id for c in todo if c.id in failed]   # in grid order

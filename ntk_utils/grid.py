@@ -40,7 +40,7 @@ import time
 
 from ntk_utils import cells, checks, executors, params, reproduce
 from ntk_utils.gridfile import GridError, dependencies, load_grid, load_resources
-from ntk_utils.paths import REPO_ROOT
+from ntk_utils.paths import REPO_ROOT, for_repository
 
 DEFAULT_ROOT = REPO_ROOT / "outputs" / "runs"
 PATH_VARIABLES = ("NTK_CACHE_DIR", "NTK_DATA_DIR")   # read by the notebooks, whose kernels run in REPO_ROOT
@@ -100,8 +100,7 @@ def _run(grid_file, grid_dir, grid_cells, summary_nb, force, executor=None, work
             shutil.copyfile(png, out / f"{cell.notebook}--{cell.name}--{png.name}")
     if summary_nb:
         try:
-            cells.execute(summary_nb, {"grid_dir": str(grid_dir), "grid_file": str(pathlib.Path(grid_file).resolve())},
-                          out)
+            cells.execute(summary_nb, {"grid_dir": for_repository(grid_dir), "grid_file": for_repository(grid_file)}, out)
             print(f"summary: {out}")
         except Exception as e:  # noqa: BLE001
             print(f"summary FAILED: {type(e).__name__}: {e}")

@@ -97,14 +97,23 @@ def notebook_path(stem):
 
 
 def code_version(stem):
-    """Hash of the notebook's text and of the code of the ntk_utils sources it runs (their syntax
-    trees without docstrings, ``cache.code_text``; sections included, the runner's modules
-    RUNNER not): a change to what runs reruns the cell, a documentation edit does not."""
-    h = hashlib.sha256(notebook_path(stem).read_bytes())
+    """Hash of the notebook's cells (their kinds and sources, :func:`notebook_cells_text`) and of
+    the code of the ntk_utils sources it runs (their syntax trees without docstrings,
+    ``cache.code_text``; sections included, the runner's modules RUNNER not): a change to what
+    runs reruns the cell, a documentation edit in ntk_utils does not, and neither does the
+    metadata header that Jupyter rewrites when it saves a notebook."""
+    h = hashlib.sha256(notebook_cells_text(stem).encode())
     for path in sorted(PACKAGE.rglob("*.py")):
         if path.name not in RUNNER:
             h.update(str(path.relative_to(PACKAGE)).encode() + cache.code_text(path).encode())
     return h.hexdigest()
+
+
+def notebook_cells_text(stem):
+    """The notebook's cells as text: each cell's kind, tags and source (not the file's header)."""
+    import jupytext
+    nb = jupytext.read(notebook_path(stem))
+    return "\n".join(f"{c.cell_type} {sorted(c.metadata.get('tags', []))}\n{c.source}" for c in nb.cells)
 
 
 def cell_name(sweep_values):

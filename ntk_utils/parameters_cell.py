@@ -19,6 +19,7 @@ section: the grid-file reader (``gridfile``) uses it to name and fingerprint cel
 importing the sections, whose summary reads grid files.
 """
 import copy
+import json
 import functools
 import os
 import pathlib
@@ -26,7 +27,7 @@ import pathlib
 import yaml
 
 from ntk_utils import checks, setup
-from ntk_utils.paths import REPO_ROOT
+from ntk_utils.paths import NOTEBOOKS
 
 # Which section module (ntk_utils/sections/<name>.py) computes each notebook, in the paper's order.
 SECTIONS = {"primer": "primer", "01_data_scaling": "data_scaling", "02_width": "width",
@@ -41,7 +42,7 @@ def uses_setup(notebook):
     return notebook in SECTIONS and SECTIONS[notebook] not in WITHOUT_SETUP
 
 
-NOTEBOOKS_DIR = pathlib.Path(os.environ.get("NTK_NOTEBOOKS_DIR", REPO_ROOT / "notebooks"))
+NOTEBOOKS_DIR = pathlib.Path(os.environ.get("NTK_NOTEBOOKS_DIR", NOTEBOOKS))   # a wheel: inside the package
 
 
 class ParameterError(ValueError):
@@ -151,3 +152,85 @@ def coerce(notebook, parameters):
         else:
             values[name] = value
     return values, problems
+
+
+# ------------------------------------------------------- the shared block, generated
+
+CELL_MARKER = '# %% tags=["parameters"]\n'
+SHARED_MARKER = ("# The shared parameters: the defaults of ntk_utils.setup.Setup, train.TrainConfig and\n"
+                 "# claims.Thresholds, written by `python -m ntk_utils.parameters_cell` (do not edit here).\n")
+
+
+def shared_help():
+    """{name: one-line description} of every shared parameter: the comment beside its field in
+    Setup, TrainConfig or Thresholds (papermill shows it as the parameter's help)."""
+    import inspect
+    import re
+    from ntk_utils import claims, train
+    out = {}
+    for cls in (setup.Setup, train.TrainConfig, claims.Thresholds):
+        for name, comment in re.findall(r"^    (\w+): [^=\n]+=[^#\n]+#\s*(.+)$", inspect.getsource(cls), re.M):
+            out[name] = comment.strip()
+    return {name: out.get(name, "") for name in setup.NAMES}
+
+
+def _literal(value):
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def shared_block(stem):
+    """The text that follows SHARED_MARKER in a section notebook's parameters cell: one line
+    ``name = default  # help`` per shared parameter the notebook does not set itself above it
+    (papermill reads one "=" per line: a help text holds none)."""
+    own = _own_part(stem)
+    namespace = {}
+    exec(own, namespace)
+    helps = shared_help()
+    lines = [f"{name} = {_literal(value)}" for name, value in setup.Setup().parameters().items()
+             if name not in namespace]
+    width = max(len(line) for line in lines)
+    return "".join(f"{line.ljust(width)}  # {helps[line.split(' = ')[0]]}\n" for line in lines)
+
+
+def _cell_span(text, stem):
+    start = text.index(CELL_MARKER) + len(CELL_MARKER) if CELL_MARKER in text else None
+    if start is None:
+        raise ParameterError(f"{stem} has no line {CELL_MARKER.strip()!r}")
+    end = text.find("\n# %%", start)
+    return start, (len(text) if end < 0 else end + 1)
+
+
+def _own_part(stem):
+    text = notebook_path(stem).read_text()
+    start, end = _cell_span(text, stem)
+    return text[start:end].split(SHARED_MARKER)[0].rstrip("\n") + "\n"
+
+
+def written_cell(stem):
+    """The notebook's text with its parameters cell's shared block as :func:`shared_block` writes it."""
+    text = notebook_path(stem).read_text()
+    start, end = _cell_span(text, stem)
+    return text[:start] + _own_part(stem) + SHARED_MARKER + shared_block(stem) + "\n" + text[end:].lstrip("\n")
+
+
+def main(argv=None):
+    """``python -m ntk_utils.parameters_cell [--check]``: write (or check) the shared block of
+    every section notebook's parameters cell."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m ntk_utils.parameters_cell", description=main.__doc__)
+    parser.add_argument("--check", action="store_true", help="only say which notebooks are out of date (exit 1)")
+    args = parser.parse_args(argv)
+    stale = []
+    for stem in (s for s in SECTIONS if uses_setup(s)):
+        path, text = notebook_path(stem), written_cell(stem)
+        if path.read_text() != text:
+            stale.append(stem)
+            if not args.check:
+                path.write_text(text)
+    verb = "out of date" if args.check else "written"
+    print(f"{verb}: {', '.join(stale)}" if stale else "every parameters cell is current")
+    return 1 if stale and args.check else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

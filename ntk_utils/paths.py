@@ -1,11 +1,48 @@
 """Where the repository is, and how files are written so that a killed run leaves no half file."""
 import contextlib
+import linecache
 import os
 import pathlib
 import socket
 import tempfile
+import warnings
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+# A checkout of the repository (an editable install), or the package installed alone (a wheel:
+# Colab, pip), where REPO_ROOT is site-packages and the notebooks ship inside the package.
+IN_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "notebooks").is_dir()
+NOTEBOOKS = REPO_ROOT / "notebooks" if IN_CHECKOUT else pathlib.Path(__file__).resolve().parent / "notebooks"
+USER_CACHE = pathlib.Path.home() / ".cache" / "ntk-limits"     # beside data.py's data cache
+
+
+def shown(path):
+    """A path as written into outputs (no machine paths): relative to the repository root when
+    inside it (relative paths are taken from there), else its last component."""
+    path = os.path.abspath(os.path.join(REPO_ROOT, path))
+    inside = os.path.commonpath([path, str(REPO_ROOT)]) == str(REPO_ROOT)
+    return os.path.relpath(path, REPO_ROOT) if inside else os.path.basename(path)
+
+
+def for_repository(path):
+    """``path`` as a parameter that is read relative to the repository root: relative when
+    inside it (so that no machine path is written into a notebook), else absolute."""
+    path = os.path.abspath(path)
+    inside = os.path.commonpath([path, str(REPO_ROOT)]) == str(REPO_ROOT)
+    return os.path.relpath(path, REPO_ROOT) if inside else path
+
+
+def warnings_without_machine_paths():
+    """Warnings name their file as :func:`shown` does, so that an executed notebook's captured
+    warnings hold no machine path (``ntk_utils`` installs this when imported)."""
+    original = warnings.formatwarning
+    if getattr(original, "shows_no_machine_paths", False):
+        return
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        line = linecache.getline(filename, lineno) if line is None else line
+        return original(message, category, shown(filename), lineno, line)
+    formatwarning.shows_no_machine_paths = True
+    warnings.formatwarning = formatwarning
 
 
 def umask():

@@ -47,7 +47,7 @@ from matplotlib import pyplot as plt
 
 from ntk_utils import cells, reproduce
 from ntk_utils.gridfile import GridError
-from ntk_utils.paths import REPO_ROOT, atomic_write
+from ntk_utils.paths import REPO_ROOT, atomic_write, shown
 from ntk_utils.sections import summary
 
 SUMMARY_NOTEBOOK = "00_summary"
@@ -145,7 +145,7 @@ def reproduction(grid_dir, reference, s, grid_file=None):
                 "absent or this folder itself; <code>--reference DIR</code> names another).</p>")
     r = reproduce.compare(grid_dir, reference, grid_file)
     reference_cells = len(r["reproduced"]) + len(r["not_reproduced"])
-    parts = [f"<p>Against <code>{esc(summary.shown(reference))}</code>: <b>{r['within']} of {r['compared']} "
+    parts = [f"<p>Against <code>{esc(shown(reference))}</code>: <b>{r['within']} of {r['compared']} "
              f"numbers within noise</b> (3&middot;&radic;2 standard errors of the reference's own spread), "
              f"{len(r['reproduced'])} of {reference_cells} reference cells reproduced by a current cell"]
     theirs = {(c, claim): v for c, claim, v, _ in summary.claim_rows(
@@ -277,7 +277,7 @@ def build(grid_dir, out_dir=None, reference=None, grid_file=None):
 {LOADED_SCRIPT}
 </head><body>
 <h1>Limitations of the NTK: results of grid <code>{esc(name)}</code></h1>
-<p class=muted>Folder <code>{esc(summary.shown(grid_dir))}</code>, grid file <code>{esc(s.grid_file)}</code>;
+<p class=muted>Folder <code>{esc(shown(grid_dir))}</code>, grid file <code>{esc(s.grid_file)}</code>;
 {len(s.records)} cells summarized (current). {'<br>'.join(provenance(records))}</p>
 <p><b>Verdicts</b>: {tally}.</p>
 {listed}

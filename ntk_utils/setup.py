@@ -34,16 +34,16 @@ THRESHOLDS = tuple(f.name for f in dataclasses.fields(claims.Thresholds))
 class Setup:
     task: str = "cifar10-pair"          # data.TASKS; CIFAR-10 airplane vs automobile, the CPU stand-in
     classes: Optional[tuple] = None     # ((+1 ids), (-1 ids)), e.g. ((3,), (5,)); None: the task's pair
-    image_size: int = 8                 # pixels per side (32 = full resolution)
+    image_size: int = 8                 # pixels per side (32: full resolution)
     n_test: int = 2000                  # test images (the pair's whole CIFAR-10 test split)
     val_size: int = 500                 # validation images per data draw (never trained on)
     data_seeds: tuple = (0,)            # data draws: each its own training pool and validation set
     seeds: tuple = (0, 1)               # network seeds: initialization and batch order
     arch: str = "myrtle"                # models.arch_from_config: myrtle, cnn5, mlp
-    depth: int = 5
-    width: int = 64
+    depth: int = 5                      # layers (Myrtle: 5, 7 or 10)
+    width: int = 64                     # channels (hidden units of the MLP)
     parameterization: str = "standard"  # as practitioners train; "ntk" for width limits (notebook 02)
-    ridge: float = 0.0
+    ridge: float = 0.0                  # kernel ridge, times mean(diag K); 0: ridgeless
     recipe: train.TrainConfig = train.TrainConfig()
     thresholds: claims.Thresholds = claims.Thresholds()
 

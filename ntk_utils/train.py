@@ -53,12 +53,12 @@ class TrainConfig:
     by ``benchmarks/pilot_recipe.py`` (notebook 01 shows the pilot); they are defined here only.
     Raises ValueError for a value it cannot train with."""
     lr: float = 0.1                       # standard parameterization (NTK parameterization: O(1) rates)
-    momentum: float = 0.9                 # 0 = plain SGD
-    batch_size: int = 128                 # at every n >= min_batches · batch_size
+    momentum: float = 0.9                 # heavy-ball momentum; 0: plain SGD
+    batch_size: int = 128                 # minibatch size from n of min_batches · batch_size on
     min_batches: int = 2                  # below that n: at least this many minibatches per pass
     full_batch: bool = False              # full-batch gradient descent instead of minibatches
-    epochs: float = 40
-    min_steps: int = 400
+    epochs: float = 40                    # passes over the training set
+    min_steps: int = 400                  # at least this many steps (small n)
     schedule: str = "cosine"              # "cosine" or "constant"
     loss: str = "mse"                     # "mse" or "xent"
     early_stopping: bool = False          # return the best-validation-loss parameters

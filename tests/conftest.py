@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_CIFAR = ROOT.parent / "shared" / "data" / "cifar10"
@@ -72,4 +73,27 @@ def module_cache(tmp_path_factory):
     path = tmp_path_factory.mktemp("cache")
     mp.setenv("NTK_CACHE_DIR", str(path))
     yield path
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def ci_run(tmp_path_factory, request):
+    """parameters/ci.yaml run here, one cell after another (real CIFAR-10 where ../shared has it, else
+    the synthetic task): (its folder, failed cells, cells). Shared by the notebook and Slurm tests."""
+    from ntk_utils import grid
+    tmp = tmp_path_factory.mktemp("ci_grid")
+    spec = yaml.safe_load((ROOT / "parameters" / "ci.yaml").read_text())
+    mp = pytest.MonkeyPatch()
+    if (SHARED_CIFAR / "materialize.py").exists():
+        mp.setenv("NTK_DATA_DIR", str(request.getfixturevalue("real_data_dir")))
+    else:
+        spec["defaults"]["task"] = "synthetic-bin"
+        spec["notebooks"]["primer"]["task"] = "synthetic-bin"
+        spec["notebooks"]["02_width"].update(svhn_task="synthetic-bin", svhn_fallback_task="synthetic-bin")
+    mp.setenv("NTK_CACHE_DIR", str(tmp / "cache"))
+    grid_file = tmp / "ci.yaml"
+    grid_file.write_text(yaml.safe_dump(spec))
+    cells = grid.load_grid(grid_file)[1]
+    failed = grid.run(grid_file, root=tmp / "outputs")
+    yield tmp / "outputs" / "ci", failed, cells
     mp.undo()

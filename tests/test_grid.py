@@ -353,3 +353,18 @@ def test_compare_within_and_outside_noise(toy, capsys):
 def test_compare_without_reference(tmp_path, capsys):
     assert grid.main(["compare", str(tmp_path / "runs/q"), str(tmp_path / "nope")]) == 0
     assert capsys.readouterr().out == f"no reference at {tmp_path / 'nope'}: nothing to compare\n"
+
+
+def test_code_version_reads_the_cells_not_the_header(toy):
+    """Jupyter rewrites a notebook's header when it saves it: that must not make a cell stale."""
+    path = parameters_cell.NOTEBOOKS_DIR / "toy.py"
+    before = CODE_VERSION("toy")
+    path.write_text("# ---\n# jupyter:\n#   jupytext:\n#     text_representation:\n#       extension: .py\n"
+                    "#       format_name: percent\n#       format_version: '1.3'\n#       jupytext_version: 1.19.6\n"
+                    "#   kernelspec:\n#     display_name: Python 3 (ipykernel)\n#     name: python3\n# ---\n\n"
+                    + TOY)
+    assert CODE_VERSION("toy") == before
+    path.write_text(TOY.replace("time.sleep(sleep)", "time.sleep(2 * sleep)"))
+    assert CODE_VERSION("toy") != before
+    path.write_text(TOY.replace('# %% tags=["parameters"]', "# %%"))   # a tag is part of what runs
+    assert CODE_VERSION("toy") != before

@@ -5,34 +5,13 @@ Real CIFAR-10 where ../shared/data/cifar10 is present, else the generated `synth
 import ast
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
 import pytest
-import yaml
 
-from ntk_utils import grid
 from tests.conftest import ROOT, SHARED_CIFAR
-
-
-@pytest.fixture(scope="module")
-def ci_run(tmp_path_factory, request):
-    tmp = tmp_path_factory.mktemp("ci_grid")
-    spec = yaml.safe_load((ROOT / "parameters" / "ci.yaml").read_text())
-    mp = pytest.MonkeyPatch()
-    if (SHARED_CIFAR / "materialize.py").exists():
-        mp.setenv("NTK_DATA_DIR", str(request.getfixturevalue("real_data_dir")))
-    else:
-        spec["defaults"]["task"] = "synthetic-bin"
-        spec["notebooks"]["primer"]["task"] = "synthetic-bin"
-        spec["notebooks"]["02_width"].update(svhn_task="synthetic-bin", svhn_fallback_task="synthetic-bin")
-    mp.setenv("NTK_CACHE_DIR", str(tmp / "cache"))
-    grid_file = tmp / "ci.yaml"
-    grid_file.write_text(yaml.safe_dump(spec))
-    cells = grid.load_grid(grid_file)[1]
-    failed = grid.run(grid_file, root=tmp / "outputs")
-    yield tmp / "outputs" / "ci", failed, cells
-    mp.undo()
 
 
 def test_no_cell_failed(ci_run):
@@ -74,6 +53,29 @@ def test_summary_collects_every_cell(ci_run):
     copied = {p.name.split("--")[0] for p in (out / "figures").glob("*--*.png")}
     assert copied == {c.notebook for c in cells}      # every notebook's figures gathered in figures/
     assert summary["exponents"] and summary["claims"]
+
+
+def test_executed_notebooks_hold_no_machine_path(ci_run):
+    """Every executed notebook and record of the grid (warnings captured included) names no path of
+    this machine: not the grid's folder, not the checkout, not the venv. (This grid's folder and
+    file are outside the repository, so where they are is a machine path: the summary's grid_dir
+    parameter and grid.json, which names the grid file, are left out.)"""
+    import nbformat
+    out, _, _ = ci_run
+    written = [p for p in sorted(out.rglob("*.ipynb")) + sorted(out.rglob("*.json")) + sorted(out.rglob("*.md"))
+               if p != out / "grid.json"]
+    assert len(written) > 10
+    machine = {str(out.parent.parent), str(ROOT), sys.prefix}
+    found = {}
+    for path in written:
+        text = path.read_text()
+        if path == out / "figures" / "notebook.ipynb":
+            nb = nbformat.reads(text, as_version=4)
+            nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+            nb.metadata.papermill.pop("parameters")
+            text = nbformat.writes(nb)
+        found[path.relative_to(out).as_posix()] = sorted(m for m in machine if m in text)
+    assert {p: m for p, m in found.items() if m} == {}
 
 
 def test_notebook_verdicts_equal_the_library_on_the_same_outcomes(ci_run):
@@ -198,3 +200,16 @@ def test_install_cells_pin_what_pyproject_pins():
         assert f"ntk-limits @ git+{repository}" in text, f"{path.name}: install cell does not install {repository}"
         installed = re.findall(r'install -q --no-deps ([^"\']+)"', text)
         assert installed == [" ".join(pins)], f"{path.name}: installs {installed} without deps, pyproject pins {pins}"
+
+
+MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:tmp|work|root|home|Users|mnt|scratch|private|var|opt)/")
+
+
+def test_committed_outputs_hold_no_machine_path():
+    """What we publish (outputs/reference: executed notebooks, records, summaries) names no path of
+    the machine that made it."""
+    files = [p for p in sorted((ROOT / "outputs" / "reference").rglob("*"))
+             if p.suffix in (".ipynb", ".json", ".md", ".html", ".txt")]
+    assert files
+    found = {p.relative_to(ROOT).as_posix(): sorted(set(MACHINE_PATH.findall(p.read_text()))) for p in files}
+    assert {p: m for p, m in found.items() if m or str(ROOT) in (ROOT / p).read_text()} == {}

@@ -196,3 +196,37 @@ def test_shipped_notebook_defaults_pass(notebook):
     defaults = params.notebook_defaults(notebook)
     assert params.check(notebook, defaults) == defaults | {k: float(v) for k, v in defaults.items()
                                                            if isinstance(v, float)}
+
+
+# ----------------------------------------------- the parameters cells, as papermill reads them
+
+@pytest.mark.parametrize("stem", list(parameters_cell.SECTIONS))
+def test_papermill_lists_every_parameter_with_its_help(stem, caplog):
+    """`papermill --help-notebook` shows every parameter (the shared ones included), each with
+    its default and a description, and none of the cell's lines fails to parse."""
+    import jupytext
+    from papermill.translators import PythonTranslator
+    nb = jupytext.read(parameters_cell.notebook_path(stem))
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    with caplog.at_level("WARNING", logger="papermill"):
+        listed = PythonTranslator.inspect(cell)
+    assert not [r.message for r in caplog.records if "Unable to parse" in r.message]
+    assert [p.name for p in listed] == list(dict.fromkeys(p.name for p in listed))   # each once
+    assert {p.name for p in listed} == set(parameters_cell.notebook_defaults(stem))
+    assert [p.name for p in listed if not p.help] == []
+    defaults = parameters_cell.notebook_defaults(stem)
+    assert all(eval(p.default) == defaults[p.name] for p in listed)   # the help shows the default in use
+
+
+def test_shared_blocks_are_written_from_the_defaults(notebooks, capsys):
+    """The shared parameters' lines are generated (one source of truth: Setup, TrainConfig,
+    Thresholds): an edited line is found by --check and rewritten by the command."""
+    assert parameters_cell.main(["--check"]) == 0
+    path = notebooks / "01_data_scaling.py"
+    shipped = path.read_text()
+    path.write_text(shipped.replace("\nmomentum = 0.9 ", "\nmomentum = 0.5 ", 1))
+    assert path.read_text() != shipped
+    assert parameters_cell.main(["--check"]) == 1 and "out of date: 01_data_scaling" in capsys.readouterr().out
+    assert parameters_cell.main([]) == 0 and path.read_text() == shipped
+    help_of = parameters_cell.shared_help()
+    assert set(help_of) == set(setup.NAMES) and all(help_of.values())

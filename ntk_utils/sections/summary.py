@@ -20,7 +20,7 @@ import json
 import os
 
 from ntk_utils import cells, plotting, results
-from ntk_utils.paths import REPO_ROOT
+from ntk_utils.paths import REPO_ROOT, shown
 from ntk_utils.sections import after_kernel, data_scaling, kernel_dynamics
 
 NOT_SUMMARIZED = {"stale": "results of other parameters or code", "failed": "see <cell>.failed/",
@@ -31,13 +31,6 @@ def check(grid_file, grid_dir):
     """Problems with the summary's parameters (a list of sentences; empty when fine)."""
     return [] if os.path.isfile(os.path.join(REPO_ROOT, grid_file)) else \
         [f"grid_file: {grid_file!r} does not exist (paths are relative to the repository root)"]
-
-
-def shown(path):
-    """A path as written into the summary: relative to the repository root (no machine paths)."""
-    path = os.path.abspath(os.path.join(REPO_ROOT, path))
-    inside = os.path.commonpath([path, str(REPO_ROOT)]) == str(REPO_ROOT)
-    return os.path.relpath(path, REPO_ROOT) if inside else os.path.basename(path)
 
 
 # ------------------------------------------------------------------------ the rows

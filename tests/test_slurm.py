@@ -1,0 +1,107 @@
+"""The grid on a real Slurm: Debian's slurm-wlm and munge started on this machine (one node, no
+accounting), parameters/ci.yaml through ``--executor slurm`` against the local run's numbers,
+then a cell's job cancelled mid-run: the runner must end with that cell failed and say so,
+not wait forever (submitit asks sacct, which this cluster cannot answer). The daemons are
+stopped at the end. Skipped, with the reason, where the packages are absent (`.ci/run` installs them)."""
+import json
+import textwrap
+import threading
+import time
+
+import pytest
+
+from ntk_utils import executors, grid, gridfile, parameters_cell
+from tests import slurm_cluster
+
+pytest.importorskip("submitit")
+pytestmark = pytest.mark.skipif(bool(slurm_cluster.missing()), reason=f"no Slurm here: {slurm_cluster.missing()}")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with slurm_cluster.Cluster(tmp_path_factory.mktemp("slurm")) as c:
+        yield c
+
+
+def squeue(cluster_env):
+    import subprocess
+    out = subprocess.run(["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True, env=cluster_env).stdout
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+def test_ci_grid_on_slurm_equals_the_local_run(cluster, ci_run, tmp_path, monkeypatch):
+    local, failed_locally, cells = ci_run
+    assert failed_locally == []
+    monkeypatch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])
+    monkeypatch.setenv("NTK_CACHE_DIR", str(tmp_path / "cache"))   # computed again, in the jobs (data: ci_run's)
+    start = time.time()
+    failed = grid.run(local.parent.parent / "ci.yaml", root=tmp_path / "outputs", executor="slurm")
+    print(f"ci grid on Slurm: {time.time() - start:.0f} s")
+    assert failed == []
+    for cell in cells:
+        ours = json.loads((tmp_path / "outputs" / "ci" / cell.id / "results.json").read_text())
+        theirs = json.loads((local / cell.id / "results.json").read_text())
+        assert ours["run"]["fingerprint"] == theirs["run"]["fingerprint"]
+        for name, curve in theirs["results"].get("curves", {}).items():
+            assert ours["results"]["curves"][name]["mean"] == pytest.approx(curve["mean"], abs=1e-9), (cell.id, name)
+        assert {k: v["status"] for k, v in ours["results"].get("verdicts", {}).items()} == \
+               {k: v["status"] for k, v in theirs["results"].get("verdicts", {}).items()}
+
+
+SLEEPER = textwrap.dedent('''\
+    # %%
+    import time
+    from ntk_utils import results
+    _before_parameters = set(globals())
+
+    # %% tags=["parameters"]
+    data_seeds = [0]
+    sleep = 0.0
+    output_dir = "out"
+
+    # %%
+    parameters = results.collect_parameters(globals(), _before_parameters)
+    time.sleep(sleep)
+    results.save(output_dir, parameters, {"fits": {}, "verdicts": {}})
+    ''')
+
+
+def test_cancelled_job_fails_its_cell_instead_of_waiting(cluster, tmp_path, monkeypatch):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    (notebooks / "sleeper.py").write_text(SLEEPER)
+    monkeypatch.setattr(parameters_cell, "NOTEBOOKS_DIR", notebooks)
+    monkeypatch.setenv("NTK_NOTEBOOKS_DIR", str(notebooks))
+    monkeypatch.setenv("NTK_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])
+    monkeypatch.setattr(gridfile, "code_version", lambda stem: f"{stem} code")
+    monkeypatch.setattr(executors, "RESULT_GRACE_SECONDS", 5)
+    grid_file = tmp_path / "g.yaml"
+    grid_file.write_text("name: g\nnotebooks:\n  sleeper:\n    sweep: {sleep: [1.0, 600.0]}\n")
+
+    cancelled = {}
+
+    def cancel_the_long_one():
+        import subprocess
+        end = time.time() + 240
+        while time.time() < end and not cancelled:
+            jobs = squeue(cluster.env)
+            running = sorted(j for j, state in jobs.items() if state == "RUNNING")
+            done = (tmp_path / "outputs" / "g" / "sleeper" / "sleep=1.0" / "results.json").exists()
+            if done and running:      # the short cell has finished: what still runs is the long one
+                subprocess.run(["scancel", running[0]], env=cluster.env, check=True)
+                cancelled["job"], cancelled["at"] = running[0], time.time()
+            time.sleep(1)
+        if not cancelled:    # never seen: end every job, so that the test fails now instead of in 10 minutes
+            subprocess.run(["scancel", "--full", "-u", "root"], env=cluster.env)
+
+    canceller = threading.Thread(target=cancel_the_long_one, daemon=True)
+    canceller.start()
+    failed = grid.run(grid_file, root=tmp_path / "outputs", executor="slurm", summary=False)
+    ended = time.time()
+    canceller.join(timeout=5)
+    assert cancelled, "the long cell's job was never seen running"
+    assert failed == ["sleeper/sleep=600.0"]
+    assert ended - cancelled["at"] < 120, "the runner took too long to see the cancelled job"
+    error = (tmp_path / "outputs" / "g" / "sleeper" / "sleep=600.0.failed" / "error.txt").read_text()
+    assert "ended (CANCELLED" in error and "without a result" in error
