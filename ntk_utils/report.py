@@ -26,8 +26,9 @@ cells that ``cells.state`` finds current for the folder's grid file as it is now
 else the one its ``grid.json`` records, else ``parameters/<grid>.yaml``), by the summary's own
 functions, never from an older ``figures/summary.json``; every other cell folder is listed as
 stale, failed or orphaned, with why. The pages are plain HTML and CSS with no
-network reference (no CDN: notebook math shows as TeX), so the folder opens from disk or can be
-published as it is. Each page records, once loaded, every image's natural width in its
+network reference: their math is typeset by the site's own copy of MathJax 2.7 (``mathjax/``,
+from the jupyter-server-mathjax package; without it the math shows as TeX), so the folder opens
+from disk or can be published as it is. Each page records, once loaded, every image's natural width in its
 ``data-natural-width`` attribute and ``data-loaded="1"`` on ``<body>``: what the browser test
 (tests/test_report.py, headless Chromium) reads. ``screenshot`` takes a picture of a page.
 """
@@ -58,10 +59,40 @@ window.onload = function () {
   document.body.dataset.loaded = "1";
 };
 </script>"""
-# nbconvert's lab template without its network references (require.js, MathJax, mermaid, widgets).
+
+
+def mathjax_script(prefix):
+    """MathJax 2.7 from the site's own ``mathjax/`` folder (``prefix``: the path there from the page),
+    typesetting $...$ and $$...$$ as Jupyter does, into MathML that the browser draws (its own
+    fonts: a page opened from disk may not load web fonts); ``data-math="done"`` on ``<body>``
+    once typeset."""
+    return (f"""<script type="text/x-mathjax-config">
+MathJax.Hub.Config({{tex2jax: {{inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]], processEscapes: true}},
+  messageStyle: "none", menuSettings: {{renderer: "NativeMML"}}}});
+MathJax.Hub.Queue(function () {{ document.body.dataset.math = "done"; }});
+</script>
+<script src="{prefix}mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"></script>""")
+
+
+def copy_mathjax(out):
+    """MathJax into ``out/mathjax/`` (from jupyter-server-mathjax: no network); False where that
+    package is absent (the pages then show their math as TeX)."""
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        return False
+    source = pathlib.Path(jupyter_server_mathjax.__file__).parent / "static"
+    if not (out / "mathjax" / "MathJax.js").is_file():
+        shutil.copytree(source, out / "mathjax", dirs_exist_ok=True)
+    return True
+
+
+# nbconvert's lab template without its network references (require.js, MathJax from a CDN,
+# mermaid, widgets): the site's own MathJax instead.
 NOTEBOOK_TEMPLATE = ("{%- extends 'lab/index.html.j2' -%}"
                      "{% block html_head_js %}" + LOADED_SCRIPT + "{% endblock %}"
-                     "{% block jupyter_widgets %}{% endblock %}{% block html_head_js_mathjax %}{% endblock %}"
+                     "{% block jupyter_widgets %}{% endblock %}"
+                     "{% block html_head_js_mathjax %}" + mathjax_script("../") + "{% endblock %}"
                      "{% block html_head_js_mermaidjs %}{% endblock %}"
                      "{% block body_header %}{{ super() }}<p><a href=\"../index.html\">&larr; all results</a></p>"
                      "{% endblock %}")
@@ -213,6 +244,7 @@ def build(grid_dir, out_dir=None, reference=None, grid_file=None):
     reference = pathlib.Path(reference).resolve() if reference else None
     for sub in ("notebooks", "figures"):
         (out / sub).mkdir(parents=True, exist_ok=True)
+    with_math = copy_mathjax(out)
     s = summary_of(grid_dir, grid_file)
     rows = cells_of(grid_dir, s)
     exporter = notebook_exporter()
@@ -275,6 +307,7 @@ def build(grid_dir, out_dir=None, reference=None, grid_file=None):
 <title>ntk-limits: grid {esc(name)}</title>
 <style>{CSS}</style>
 {LOADED_SCRIPT}
+{mathjax_script("") if with_math else ""}
 </head><body>
 <h1>Limitations of the NTK: results of grid <code>{esc(name)}</code></h1>
 <p class=muted>Folder <code>{esc(shown(grid_dir))}</code>, grid file <code>{esc(s.grid_file)}</code>;

@@ -2,6 +2,7 @@
 reference made partial (one cell failed, one stale), read in Python and in headless Chromium."""
 import html.parser
 import json
+import re
 import shutil
 import subprocess
 from urllib.parse import unquote
@@ -17,18 +18,24 @@ FAILED, STALE = "02_width/default", "03_hyperparameters/variants=gd"
 
 
 class Page(html.parser.HTMLParser):
-    """The tags of a page: {tag: [attrs]}, and the text."""
+    """The tags of a page: {tag: [attrs]}, the text, and the text a reader sees (not scripts or styles)."""
 
     def __init__(self, text):
         super().__init__()
-        self.tags, self.text = {}, []
+        self.tags, self.text, self.visible, self.hidden = {}, [], [], 0
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
         self.tags.setdefault(tag, []).append(dict(attrs))
+        self.hidden += tag in ("script", "style")
+
+    def handle_endtag(self, tag):
+        self.hidden -= tag in ("script", "style")
 
     def handle_data(self, data):
         self.text.append(data)
+        if not self.hidden:
+            self.visible.append(data)
 
     def verdict_rows(self):
         return [tr for tr in self.tags.get("tr", []) if "verdict" in (tr.get("class") or "").split()]
@@ -131,5 +138,12 @@ def test_site_in_chromium(site, tmp_path):
     assert notebook.tags["body"][0].get("data-loaded") == "1"
     assert any("01_data_scaling/default" in t for t in notebook.text)   # its title
     assert notebook.tags["img"] and all(int(img.get("data-natural-width", 0)) > 0 for img in notebook.tags["img"])
+    for page in (dom(index.parent / "notebooks" / "primer--default.html"), notebook, page):   # math, typeset offline
+        assert page.tags["body"][0].get("data-math") == "done"
+        seen = " ".join(page.visible)
+        assert "Math Processing Error" not in seen and not re.search(r"\$[^$\s][^$]*\\[a-zA-Z]+[^$]*\$", seen), \
+            re.findall(r"\$[^$]{0,60}\$", seen)[:3]
+    primer_math = dom(index.parent / "notebooks" / "primer--default.html").tags
+    assert "span" in primer_math and any("MathJax" in (s.get("class") or "") for s in primer_math["span"])
     png = report.screenshot(index, tmp_path / "front.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
