@@ -25,9 +25,11 @@ Which cells are current: :func:`state` is the one rule, used by the runner (what
 import collections
 import contextlib
 import fcntl
+import html
 import json
 import os
 import pathlib
+import re
 import shutil
 import time
 
@@ -148,9 +150,42 @@ def execute(stem, parameters, out_dir, log_output=False):
                                    log_output=log_output, cwd=str(out_dir), kernel_name="python3", language="python")
     finally:   # papermill records where it read and wrote: the source notebook, and this folder's file
         if executed.exists():
-            nb = nbformat.read(executed, as_version=4)
+            nb = progress_bars_as_text(nbformat.read(executed, as_version=4))
             nb.metadata.get("papermill", {}).update(input_path=f"notebooks/{stem}.py", output_path=executed.name)
             nbformat.write(nb, executed)
+
+
+def progress_bars_as_text(nb):
+    """The notebook with each progress-bar widget (tqdm in a kernel) replaced by its final state
+    as text, e.g. ``infinite NTK: 100%|##########| 256k/256k [00:08<00:00, 29.9k entries/s]``,
+    and the widget state dropped: a saved notebook read without a widget manager shows text
+    (which would read "0%"), not a widget. Returns the notebook."""
+    from tqdm.std import tqdm as tqdm_std
+    state = nb.metadata.pop("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+
+    def model(ref):
+        return state.get(str(ref).removeprefix("IPY_MODEL_"), {}).get("state", {})
+
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get("application/vnd.jupyter.widget-view+json")
+            if not view:
+                continue
+            parts = [model(ref) for ref in model(view["model_id"]).get("children", [])]
+            texts = [html.unescape(str(p.get("value", ""))).replace("\u2007", " ") for p in parts if "max" not in p]
+            bars = [p for p in parts if "max" in p]
+            if bars and len(texts) == 2:
+                done = bars[0].get("value") or 0
+                filled = int(10 * done / bars[0]["max"]) if bars[0].get("max") else 0
+                texts[0] = re.sub(r"\s*\d+%$", f" {100 * done / bars[0]['max']:3.0f}%" if bars[0].get("max") else "", texts[0])
+                # the count as the bar ended (the text widgets hold their last refresh)
+                count = tqdm_std.format_sizeof(done) if re.match(r"\s*[\d.]+[kMGT]?/[\d.]+[kMGT]", texts[1]) \
+                    else f"{done:.0f}"
+                texts[1] = re.sub(r"^(\s*)[\d.]+[kMGT]?/", lambda m: f"{m.group(1)}{count}/", texts[1], count=1)
+                output["data"] = {"text/plain": f"{texts[0]}|{'#' * filled}{' ' * (10 - filled)}|{texts[1]}"}
+            else:   # not a bar we know: keep what its text fallback says
+                output["data"] = {"text/plain": output["data"].get("text/plain", "")}
+    return nb
 
 
 def keep_failed(grid_dir, cell, message):

@@ -116,11 +116,13 @@ def compare_main(fresh, reference, grid_file=None):
 
 
 def publish(fresh_grid_dir, reference_dir, grid_file=None):
-    """Copy every current cell of a fresh grid folder, i.e. its results.json, notebook.ipynb,
-    figures and per-example outcomes (outcomes.npz: every verdict can be recomputed from them),
-    and the grid's figures/ folder into reference_dir, replacing the older copies there, and
+    """Copy every current cell of a fresh grid folder, i.e. its results.json, notebook.ipynb (its
+    progress bars as text: ``cells.progress_bars_as_text``), figures and per-example outcomes
+    (outcomes.npz: every verdict can be recomputed from them), and the grid's figures/ folder
+    into reference_dir, replacing the older copies there, and
     record the grid file in its grid.json. grid_file: default ``cells.grid_file_of``. Returns the
     cell ids."""
+    import nbformat
     fresh, reference = pathlib.Path(fresh_grid_dir), pathlib.Path(reference_dir)
     grid_file = cells.grid_file_of(fresh, grid_file)
     grid = load_grid(grid_file)[0]
@@ -133,6 +135,9 @@ def publish(fresh_grid_dir, reference_dir, grid_file=None):
                          lambda p: p.name in ("results.json", "notebook.ipynb", "outcomes.npz") or p.suffix == ".png")
         if (fresh / "figures").is_dir():
             _replace_dir(fresh / "figures", reference / "figures", lambda p: not p.name.startswith("."))
+        for executed in [reference / c / "notebook.ipynb" for c in state["done"]] + [reference / "figures" / "notebook.ipynb"]:
+            if executed.is_file():    # a run of older code may have kept progress bars as widgets
+                nbformat.write(cells.progress_bars_as_text(nbformat.read(executed, as_version=4)), executed)
         cells.record_grid_file(reference, grid_file)
     print(f"published {len(state['done'])} cells of grid {grid} to {reference}")
     for key in ("stale", "failed", "todo"):

@@ -78,6 +78,22 @@ def test_executed_notebooks_hold_no_machine_path(ci_run):
     assert {p: m for p, m in found.items() if m} == {}
 
 
+def test_executed_notebooks_show_progress_bars_as_text(ci_run):
+    """A saved notebook's progress bars are their final state as text, not widgets (whose text
+    fallback would read 0%)."""
+    import nbformat
+    out, _, _ = ci_run
+    bars = []
+    for path in sorted(out.rglob("notebook.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        assert "widgets" not in nb.metadata, path
+        outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+        assert not [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})], path
+        bars += [o["data"]["text/plain"] for o in outputs if "|" in o.get("data", {}).get("text/plain", "")
+                 and "%|" in o["data"]["text/plain"]]
+    assert bars and all("100%|##########|" in b for b in bars if b.startswith("train ")), bars[:5]
+
+
 def test_notebook_verdicts_equal_the_library_on_the_same_outcomes(ci_run):
     """Notebook 01's verdict numbers are the claims module's on the outcomes the notebook saved."""
     import numpy as np
