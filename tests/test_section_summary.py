@@ -9,7 +9,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from ntk_utils import cells, experiments, gridfile, params, plotting, results  # noqa: E402
+from ntk_utils import cells, experiments, gridfile, params, paths, plotting, results  # noqa: E402
 from ntk_utils.sections import after_kernel, data_scaling, kernel_dynamics, summary  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Mean of empty slice")   # the diverged (NaN) runs
@@ -171,9 +171,9 @@ def test_check_and_shown(tmp_path):
     with pytest.raises(params.ParameterError, match="grid_file"):
         params.build("00_summary", {"grid_file": "parameters/nope.yaml"})
     assert params.build("00_summary", {})[0] is None
-    assert summary.shown("parameters/quick.yaml") == "parameters/quick.yaml"
-    assert summary.shown(str(summary.REPO_ROOT / "outputs" / "runs")) == "outputs/runs"
-    assert summary.shown("/somewhere/else/g.yaml") == "g.yaml"
+    assert paths.shown("parameters/quick.yaml") == "parameters/quick.yaml"
+    assert paths.shown(str(paths.REPO_ROOT / "outputs" / "runs")) == "outputs/runs"
+    assert paths.shown("/somewhere/else/g.yaml") == "g.yaml"
 
 
 def test_summary_of_a_fake_grid_folder(tmp_path):
