@@ -7,7 +7,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from ntk_utils import parameters_cell, params, plotting, results, setup as shared  # noqa: E402
+from ntk_utils import params, plotting, results, setup as shared  # noqa: E402
 from ntk_utils.sections import after_kernel  # noqa: E402
 from tests.conftest import STATUSES, TINY  # noqa: E402
 from tests.section_fixtures import section_fixtures  # noqa: E402
@@ -100,4 +100,3 @@ def test_params_build_uses_the_notebook_cell():
     assert s.task == "synthetic-bin" and options == OPTIONS
     with pytest.raises(params.ParameterError, match="n_fit"):
         params.build("04_after_kernel", {**TINY, "n_fit": 0})
-    assert not (set(parameters_cell.cell_defaults("04_after_kernel")) & set(shared.NAMES))

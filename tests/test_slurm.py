@@ -65,11 +65,13 @@ def test_cancelled_job_fails_its_cell_instead_of_waiting(cluster, tmp_path, monk
         end = time.time() + 240
         while time.time() < end and not cancelled:
             jobs = squeue(cluster.env)
-            running = sorted(j for j, state in jobs.items() if state == "RUNNING")
-            done = (tmp_path / "outputs" / "g" / "sleeper" / "sleep=1.0" / "results.json").exists()
-            if done and running:      # the short cell has finished: what still runs is the long one
-                subprocess.run(["scancel", running[0]], env=cluster.env, check=True)
-                cancelled["job"], cancelled["at"] = running[0], time.time()
+            # the cells go in as one job array in the grid file's order: task 1 is the long cell
+            # (a job id alone does not say which: the short cell's job may still be running,
+            # having written its result, and this cluster may run the tasks one at a time)
+            long_ones = [j for j, state in jobs.items() if j.endswith("_1") and state == "RUNNING"]
+            if long_ones:
+                subprocess.run(["scancel", long_ones[0]], env=cluster.env, check=True)
+                cancelled["job"], cancelled["at"] = long_ones[0], time.time()
             time.sleep(1)
         if not cancelled:    # never seen: end every job, so that the test fails now instead of in 10 minutes
             subprocess.run(["scancel", "--full", "-u", "root"], env=cluster.env)
