@@ -1,14 +1,16 @@
 """The grid on a real Slurm: Debian's slurm-wlm and munge started on this machine (one node, no
-accounting); a cell's job cancelled mid-run: the runner must end with that cell failed and say so,
-not wait forever (submitit asks sacct, which this cluster cannot answer). The daemons are
+accounting). ``parameters/ci.yaml`` run through ``--executor slurm`` gives the numbers of the local
+run (``ci_run``); a cell's job cancelled mid-run: the runner must end with that cell failed and
+say so, not wait forever (submitit asks sacct, which this cluster cannot answer). The daemons are
 stopped at the end. Skipped, with the reason, where the packages are absent (`.ci/run` installs them)."""
+import math
 import textwrap
 import threading
 import time
 
 import pytest
 
-from ntk_utils import executors, grid, gridfile, parameters_cell
+from ntk_utils import cells, executors, grid, gridfile, parameters_cell
 from tests import slurm_cluster
 
 pytest.importorskip("submitit")
@@ -25,6 +27,39 @@ def squeue(cluster_env):
     import subprocess
     out = subprocess.run(["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True, env=cluster_env).stdout
     return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+def numbers(tree, prefix=""):
+    """{path: number} of every number in a nested results record (lists and dicts)."""
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in numbers(sub, f"{prefix}/{key}").items()}
+    if isinstance(tree, list):
+        return {k: v for i, sub in enumerate(tree) for k, v in numbers(sub, f"{prefix}[{i}]").items()}
+    return {prefix: tree} if isinstance(tree, (int, float)) and not isinstance(tree, bool) else {}
+
+
+def test_ci_grid_through_slurm_gives_the_local_numbers(cluster, ci_run, tmp_path, monkeypatch):
+    local, local_failed, grid_cells = ci_run
+    assert not local_failed
+    grid_file = local.parent.parent / "ci.yaml"            # the grid file ci_run ran
+    monkeypatch.setenv("NTK_CACHE_DIR", str(tmp_path / "cache"))   # computed afresh, not read from the local run
+    monkeypatch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])
+    failed = grid.run(grid_file, root=tmp_path / "outputs", executor="slurm")
+    assert failed == []
+    on_slurm = tmp_path / "outputs" / "ci"
+    state = cells.collect(on_slurm, grid_file)
+    assert sorted(state["done"]) == sorted(c.id for c in grid_cells)
+    assert (on_slurm / "figures" / "summary.json").is_file()
+    compared = 0
+    for cell, path in cells.finished_cells(local).items():
+        want = numbers(cells.read_results(path)["results"])
+        got = numbers(state["done"][cell]["results"])
+        assert set(got) == set(want), cell
+        for key, value in want.items():
+            assert math.isclose(got[key], value, rel_tol=1e-6, abs_tol=1e-9) or (math.isnan(got[key]) and math.isnan(value)), \
+                f"{cell} {key}: Slurm {got[key]}, local {value}"
+        compared += len(want)
+    assert compared > 1000
 
 
 SLEEPER = textwrap.dedent('''\
