@@ -13,6 +13,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -41,8 +42,9 @@ def lab(tmp_path):
     for name in ("Makefile", "pyproject.toml", "jupytext.toml", ".gitignore"):
         shutil.copy2(ROOT / name, repo / name)
     text = (repo / NOTEBOOK).read_text()
-    marker = '# %% tags=["parameters"]\n'
-    (repo / NOTEBOOK).write_text(text.replace(marker, marker + TINY, 1))
+    # at the end of the parameters cell: after the generated shared defaults, which it overrides
+    cell_end = text.index("\n# %%", text.index('# %% tags=["parameters"]\n')) + 1
+    (repo / NOTEBOOK).write_text(text[:cell_end] + TINY + text[cell_end:])
     git(repo, "init", "-q")
     git(repo, "add", "-A")
     git(repo, "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-qm", "tiny")
@@ -58,17 +60,18 @@ def lab(tmp_path):
                               cwd=repo, env=env,
                               stdout=open(tmp_path / "lab.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    started = time.time()
     try:
         wait_until(lambda: urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=5).status == 200,
                    90, "JupyterLab's server")
-        yield repo, f"{url}/lab?token={token}"
+        yield repo, f"{url}/lab?token={token}", started
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
 
 
 def test_notebook_opens_runs_and_saves_unchanged_in_jupyterlab(lab):
-    repo, url = lab
+    repo, url, started = lab
     with Page.open(url) as page:
         page.wait_for("window.jupyterapp !== undefined && document.querySelector('.jp-LabShell') !== null")
         kind = page.evaluate(f"""(async () => {{
@@ -77,15 +80,18 @@ def test_notebook_opens_runs_and_saves_unchanged_in_jupyterlab(lab):
             window.nb = w; await w.context.ready;
             return w.hasClass('jp-NotebookPanel') ? 'notebook' : w.node.className; }})()""")
         assert kind == "notebook", f"{NOTEBOOK} opened as {kind!r}, not as a notebook"
+        opened = time.time()
         # the kernel the header names starts by itself (no kernel dialog)
         page.wait_for("nb.sessionContext.session?.kernel?.status === 'idle'", timeout=90)
         page.evaluate("jupyterapp.shell.activateById(nb.id); jupyterapp.commands.execute('notebook:run-all-cells'); 1")
         code_cells = "nb.content.widgets.filter(c => c.model.type === 'code')"
-        page.wait_for(f"{code_cells}.every(c => c.model.executionCount !== null && c.model.executionCount > 0)"
+        errors = f"{code_cells}.flatMap(c => c.model.outputs.toJSON()).filter(o => o.output_type === 'error')"
+        # a failed cell stops run-all: stop waiting then, and show its error
+        page.wait_for(f"{errors}.length > 0 || {code_cells}.every(c => c.model.executionCount > 0)"
                       " && nb.sessionContext.session.kernel.status === 'idle'", timeout=900)
-        errors = page.evaluate(f"{code_cells}.flatMap(c => c.model.outputs.toJSON())"
-                               ".filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue)")
-        assert errors == []
+        assert page.evaluate(f"{errors}.map(o => o.ename + ': ' + o.evalue)") == []
+        print(f"make lab -> {NOTEBOOK} open as a notebook: {opened - started:.1f} s; "
+              f"run all cells (tiny sizes): {time.time() - opened:.1f} s")   # shown with pytest -s or -rP
         # the figure and the claims table, rendered (each cell scrolled into view: JupyterLab
         # renders only the cells near the viewport)
         for what, has_output, rendered in (
